@@ -1,0 +1,97 @@
+/*
+ * config: the INI configuration file -> struct config. Syntax and semantic
+ * checks only (no files are opened here besides the config itself); loading
+ * certificates is tls.c's job. Every problem is reported as "FILE:LINE: msg".
+ * No libev, no GnuTLS: unit-testable.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SIDECAR_CONFIG_H
+#define SIDECAR_CONFIG_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+/* A value with the line it came from, for FILE:LINE messages later. */
+struct cval {
+	char *s;
+	unsigned line;
+};
+
+struct clist {
+	struct cval *v;
+	size_t n;
+};
+
+enum client_auth { CLIENT_AUTH_NONE, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_REQUIRE };
+enum proxy_proto { PROXY_OFF, PROXY_V2 };
+
+struct listen_conf {
+	char *name;
+	unsigned line;                 /* of the [listen NAME] header */
+	struct addr bind;
+	unsigned bind_line;
+	struct addr backend;
+	unsigned backend_line;
+	struct clist cert, key, ca, crl, allow_peer, trust;
+	enum client_auth client_auth;
+	char *identity_header;         /* NULL: off */
+	enum proxy_proto proxy_protocol;
+	char *tls_priority;            /* NULL: default */
+	unsigned tls_priority_line;
+	int sip_framing;               /* 1 (default): frame and check SIP from the TLS side */
+};
+
+struct connect_conf {
+	char *name;
+	unsigned line;
+	struct addr bind;
+	unsigned bind_line;
+	char *server_host, *server_port;
+	unsigned server_line;
+	char *server_name;             /* defaults to server_host when that is a name */
+	struct clist cert, key, ca, crl;
+	char *identity_header;         /* header naming the verified server on its messages */
+	char *tls_priority;
+	unsigned tls_priority_line;
+	double connect_timeout;
+	int sip_framing;
+};
+
+struct trust_conf {
+	char *name;
+	unsigned line;
+	struct clist ca, crl, peer;
+};
+
+struct config {
+	char *file;
+	char *user, *group;
+	int allow_root;
+	char *pid_file;
+	int log_level;
+	unsigned long max_connections;
+	double handshake_timeout, idle_timeout, shutdown_timeout;
+	size_t max_message_size;
+	char *metrics;
+	struct addr metrics_addr;
+	unsigned long workers;         /* 0: number of CPUs */
+	struct listen_conf *listen;
+	size_t nlisten;
+	struct connect_conf *connect;
+	size_t nconnect;
+	struct trust_conf *trust;
+	size_t ntrust;
+};
+
+/*
+ * Reads and checks FILE. Returns a new config, or NULL with every problem
+ * found appended to d (as "FILE:LINE: message").
+ */
+struct config *config_load(const char *file, struct diag *d);
+void config_free(struct config *cfg);
+
+/* The default GnuTLS priority string: TLS 1.2 and 1.3 only. */
+#define DEFAULT_TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+#endif

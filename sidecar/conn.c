@@ -1,0 +1,1128 @@
+/*
+ * conn: the life of one relayed connection. Inbound: accept TCP, TLS server
+ * handshake (verify inside it), backend connect, relay. Outbound: accept the
+ * legacy server's plaintext TCP, resolve and connect the peer server, TLS
+ * client handshake (verify the server), relay. The relay is shared: bytes
+ * from the TLS side pass the SIP framer on their way to the plaintext side;
+ * bytes from the plaintext side are encrypted as they come.
+ * SPDX-License-Identifier: MIT
+ */
+#include <autoconf.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "proxyv2.h"
+#include "resolver.h"
+
+#define HIGH_WATER (64 * 1024)  /* pending bytes per direction before we stop reading */
+#define REC_MAX 16384           /* one TLS record of plaintext */
+#define READ_BUDGET 16          /* reads per callback, for fairness */
+#define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
+#define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
+#define MAX_IOV 64
+
+static int tls_flush(struct conn *c);
+static int plain_flush(struct conn *c);
+static int tls_read(struct conn *c);
+static int plain_read(struct conn *c);
+static int maybe_finish(struct conn *c);
+static void start_relay(struct conn *c);
+static void out_connect_next(struct conn *c);
+static void backend_connect(struct conn *c);
+static void backend_failed(struct conn *c, const char *why);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void buf_append(struct buf *b, const void *data, size_t n)
+{
+	if (b->off && b->off + b->len + n > b->cap) {
+		memmove(b->d, b->d + b->off, b->len);
+		b->off = 0;
+	}
+	if (b->len + n > b->cap) {
+		uint32_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		b->d = xrealloc(b->d, cap);
+		b->cap = cap;
+	}
+	memcpy(b->d + b->off + b->len, data, n);
+	b->len += (uint32_t)n;
+}
+
+static void buf_consume(struct buf *b, size_t n)
+{
+	b->off += (uint32_t)n;
+	b->len -= (uint32_t)n;
+	if (b->len == 0) {
+		/* release idle memory: idle connections keep no buffers */
+		free(b->d);
+		b->d = NULL;
+		b->off = b->cap = 0;
+	}
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->d);
+	memset(b, 0, sizeof *b);
+}
+
+/* Sets the events an io watcher waits for (0 stops it). */
+static void io_want(struct conn *c, ev_io *w, int events)
+{
+	if (w->fd < 0)
+		return;
+	if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(c->sc->loop, w);
+	if (events) {
+		ev_io_set(w, w->fd, events);
+		ev_io_start(c->sc->loop, w);
+	}
+}
+
+static void set_timer(struct conn *c, double secs)
+{
+	ev_timer_stop(c->sc->loop, &c->timer);
+	ev_timer_set(&c->timer, secs, 0.);
+	ev_timer_start(c->sc->loop, &c->timer);
+}
+
+static void tune_socket(int fd)
+{
+	int one = 1;
+	/* best effort: latency matters more than segment count for SIP */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static const char *section_kind(const struct conn *c)
+{
+	return c->role == ROLE_IN ? "listen" : "connect";
+}
+
+static const char *section_name(const struct conn *c)
+{
+	return c->role == ROLE_IN ? c->gen->cfg->listen[c->idx].name : c->gen->cfg->connect[c->idx].name;
+}
+
+static const char *peer_word(const struct conn *c)
+{
+	return c->role == ROLE_IN ? "peer" : "server";
+}
+
+static const struct config *cfg_of(const struct conn *c)
+{
+	return c->gen->cfg;
+}
+
+static void refuse_count(struct sidecar *sc)
+{
+	sc->st.refused++;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+void conn_close(struct conn *c, const char *why)
+{
+	struct sidecar *sc = c->sc;
+	ev_io_stop(sc->loop, &c->tio);
+	ev_io_stop(sc->loop, &c->pio);
+	ev_timer_stop(sc->loop, &c->timer);
+	if (c->hs_done)
+		log_info("%s=%s %s=%s closed: %s; in=%llu bytes/%u msgs out=%llu bytes/%u msgs duration=%.3fs",
+			 section_kind(c), section_name(c), peer_word(c), c->peer.text, why ? why : "done",
+			 (unsigned long long)c->bytes_in, c->msgs_in, (unsigned long long)c->bytes_out, c->msgs_out,
+			 ev_now(sc->loop) - c->t_start);
+	if (c->rreq)
+		resolver_cancel(sc, c->rreq);
+	if (c->ai)
+		freeaddrinfo(c->ai);
+	if (c->tls)
+		gnutls_deinit(c->tls);
+	if (c->tfd >= 0)
+		close(c->tfd);
+	if (c->pfd >= 0)
+		close(c->pfd);
+	buf_free(&c->to_plain);
+	buf_free(&c->to_tls);
+	buf_free(&c->in);
+	free(c->sf);
+	free(c->identity);
+	free(c->idhdr);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sc->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	sc->nconns--;
+	sc->st.closed++;
+	gen_unref(c->gen);
+	free(c);
+}
+
+/* Logs a refusal with the reason word of INTERFACE.md and closes. */
+static void conn_refuse(struct conn *c, const char *reason, const char *detail)
+{
+	refuse_count(c->sc);
+	log_warn("%s=%s %s=%s refused: %s%s%s%s", section_kind(c), section_name(c), peer_word(c), c->peer.text,
+		 reason, detail && *detail ? " (" : "", detail ? detail : "", detail && *detail ? ")" : "");
+	c->hs_done = 0; /* no "closed" line for a connection never admitted */
+	conn_close(c, reason);
+}
+
+void conn_drain(struct conn *c)
+{
+	c->want_close = 1;
+	io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0);
+	io_want(c, &c->pio, c->to_plain.len ? EV_WRITE : 0);
+	set_timer(c, DRAIN_SECS);
+	maybe_finish(c);
+}
+
+/* Sends close_notify without waiting for the answer, then closes. */
+static int finish(struct conn *c, const char *why)
+{
+	if (c->tls && c->hs_done && !c->tls_shut) {
+		c->tls_shut = 1;
+		(void)gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort: AGAIN just drops it */
+	}
+	conn_close(c, why);
+	return -1;
+}
+
+/*
+ * Closes the connection when nothing is left to do. Returns -1 if it was
+ * closed (the caller must not touch c), 0 otherwise.
+ */
+static int maybe_finish(struct conn *c)
+{
+	if (c->tls_eof && !c->to_plain.len && !c->plain_shut && c->pfd >= 0) {
+		c->plain_shut = 1;
+		if (shutdown(c->pfd, SHUT_WR) < 0 && errno != ENOTCONN)
+			return finish(c, "shutdown failed");
+		set_timer(c, DRAIN_SECS);
+	}
+	if (c->plain_eof && !c->to_tls.len)
+		return finish(c, c->role == ROLE_IN ? "backend closed" : "legacy server closed");
+	if (c->tls_eof && c->plain_eof)
+		return finish(c, "both closed");
+	if (c->want_close && !c->to_tls.len && !c->to_plain.len)
+		return finish(c, c->reason ? c->reason : "closed");
+	return 0;
+}
+
+/* ---- peer verification (the handshake and resumption callers) -------- */
+
+/*
+ * Runs the verdict on c's peer chain against generation g. Returns 0 when
+ * admitted (c->identity set, or c->anonymous), -1 with c->reason otherwise.
+ */
+static int check_peer(struct conn *c, const struct gen *g, size_t idx)
+{
+	const struct verify_policy *policy;
+	int require;
+	if (c->role == ROLE_IN) {
+		const struct lgen *lg = &g->listen[idx];
+		if (lg->conf->client_auth == CLIENT_AUTH_NONE)
+			return 0;
+		policy = &lg->policy;
+		require = lg->conf->client_auth == CLIENT_AUTH_REQUIRE;
+	} else {
+		policy = &g->connect[idx].policy;
+		require = 1;
+	}
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(c->tls, &n);
+	if (!chain || n == 0) {
+		if (require) {
+			c->reason = "no certificate";
+			return -1;
+		}
+		c->anonymous = 1;
+		return 0;
+	}
+	struct verdict v;
+	if (verify_chain(chain, n, policy, &v) < 0) {
+		c->reason = v.reason;
+		snprintf(c->reason_detail, sizeof c->reason_detail, "subject=%.60s serial=%.40s%s%.50s", v.subject,
+			 v.serial, v.detail[0] ? " " : "", v.detail);
+		return -1;
+	}
+	free(c->identity);
+	c->identity = xstrdup(v.identity);
+	c->anonymous = 0;
+	return 0;
+}
+
+int conn_tls_verify(gnutls_session_t s)
+{
+	struct conn *c = gnutls_session_get_ptr(s);
+	return check_peer(c, c->gen, c->idx) < 0 ? -1 : 0;
+}
+
+int conn_recheck(struct conn *c)
+{
+	struct gen *g = c->sc->gen;
+	const char *name = section_name(c);
+	size_t i, n = c->role == ROLE_IN ? g->cfg->nlisten : g->cfg->nconnect;
+	if (!c->hs_done || !c->tls)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!strcmp(name, c->role == ROLE_IN ? g->cfg->listen[i].name : g->cfg->connect[i].name))
+			break;
+	if (i == n)
+		return 0; /* section removed: established connections stay untouched */
+	if (c->role == ROLE_IN && g->listen[i].conf->client_auth == CLIENT_AUTH_NONE)
+		return 0;
+	int was_anon = c->anonymous;
+	if (check_peer(c, g, i) < 0 || (c->role == ROLE_IN && !was_anon && c->anonymous)) {
+		log_warn("%s=%s %s=%s refused on reload: %s%s%s%s", section_kind(c), name, peer_word(c),
+			 c->peer.text, c->reason, c->reason_detail[0] ? " (" : "", c->reason_detail,
+			 c->reason_detail[0] ? ")" : "");
+		refuse_count(c->sc);
+		finish(c, c->reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+static void handshake_failed(struct conn *c, int r)
+{
+	char detail[128];
+	const char *reason = c->reason;
+	detail[0] = '\0';
+	if (!reason) {
+		if (r == GNUTLS_E_NO_CERTIFICATE_FOUND || r == GNUTLS_E_CERTIFICATE_REQUIRED) {
+			reason = "no certificate";
+		} else {
+			reason = "handshake failed";
+			if (r == GNUTLS_E_FATAL_ALERT_RECEIVED)
+				snprintf(detail, sizeof detail, "peer sent alert: %s",
+					 gnutls_alert_get_name(gnutls_alert_get(c->tls)));
+			else
+				snprintf(detail, sizeof detail, "%s", gnutls_strerror(r));
+		}
+	} else {
+		snprintf(detail, sizeof detail, "%.120s", c->reason_detail);
+	}
+	conn_refuse(c, reason, detail);
+}
+
+static int save_ticket(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+		       const gnutls_datum_t *msg)
+{
+	struct conn *c = gnutls_session_get_ptr(s);
+	gnutls_datum_t d = { NULL, 0 };
+	(void)htype, (void)when, (void)incoming, (void)msg;
+	if (c->ls && gnutls_session_get_data2(s, &d) == 0) {
+		gnutls_free(c->ls->ticket.data);
+		c->ls->ticket = d;
+		c->ls->ticket_gen = c->gen->id;
+	}
+	return 0;
+}
+
+static void handshake_done(struct conn *c)
+{
+	struct sidecar *sc = c->sc;
+	c->hs_done = 1;
+	c->resumed = gnutls_session_is_resumed(c->tls) ? 1 : 0;
+	/* Resumption (caller 2): GnuTLS does not run the verify function on a
+	 * resumed session, so the original chain is judged now, with the trust
+	 * in force now. */
+	if (c->resumed && check_peer(c, c->gen, c->idx) < 0) {
+		c->hs_done = 0;
+		conn_refuse(c, c->reason, c->reason_detail);
+		return;
+	}
+	if (c->role == ROLE_IN && !c->anonymous && !c->identity &&
+	    c->gen->listen[c->idx].conf->client_auth == CLIENT_AUTH_REQUIRE) {
+		c->hs_done = 0;
+		conn_refuse(c, "no certificate", NULL);
+		return;
+	}
+	if (c->role == ROLE_IN && c->gen->listen[c->idx].conf->client_auth == CLIENT_AUTH_NONE)
+		c->anonymous = 1;
+	sc->st.handshakes++;
+	if (c->resumed)
+		sc->st.resumed++;
+	const char *hname = c->role == ROLE_IN ? cfg_of(c)->listen[c->idx].identity_header
+					       : cfg_of(c)->connect[c->idx].identity_header;
+	if (hname && c->identity && *c->identity) {
+		size_t n = strlen(hname) + strlen(c->identity) + 5;
+		c->idhdr = xmalloc(n);
+		c->idhdr_len = (uint32_t)snprintf(c->idhdr, n, "%s: %s\r\n", hname, c->identity);
+	}
+	log_info("%s=%s %s=%s accepted %s %s %s%s%s", section_kind(c), section_name(c), peer_word(c),
+		 c->peer.text, gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls)),
+		 gnutls_cipher_get_name(gnutls_cipher_get(c->tls)), c->identity ? "identity=" : "anonymous",
+		 c->identity ? c->identity : "", c->resumed ? " resumed" : "");
+	c->t_active = ev_now(sc->loop);
+	if (c->role == ROLE_IN)
+		backend_connect(c);
+	else
+		start_relay(c);
+}
+
+static void do_handshake(struct conn *c)
+{
+	int r = gnutls_handshake(c->tls);
+	if (r == 0) {
+		handshake_done(c);
+		return;
+	}
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+		io_want(c, &c->tio, gnutls_record_get_direction(c->tls) ? EV_WRITE : EV_READ);
+		return;
+	}
+	if (!gnutls_error_is_fatal(r)) {
+		/* warning alerts during the handshake: keep going */
+		io_want(c, &c->tio, EV_READ);
+		return;
+	}
+	handshake_failed(c, r);
+}
+
+/* ---- relay: TLS side -> plaintext side (through the framer) ------------ */
+
+/* Queues bytes for the TLS peer (encrypting as much as possible now). */
+static int tls_send(struct conn *c, const char *data, size_t n)
+{
+	c->bytes_out += n;
+	if (c->to_tls.len || c->state < CS_CONNECTING) {
+		buf_append(&c->to_tls, data, n);
+		return c->state >= CS_CONNECTING ? tls_flush(c) : 0;
+	}
+	while (n) {
+		size_t chunk = n > REC_MAX ? REC_MAX : n;
+		ssize_t r = gnutls_record_send(c->tls, data, chunk);
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			/* GnuTLS holds the encrypted record; repeat the call with
+			 * the same size when writable */
+			buf_append(&c->to_tls, data, n);
+			c->tls_inflight = (uint32_t)chunk;
+			io_want(c, &c->tio, EV_WRITE);
+			return 0;
+		}
+		if (r < 0) {
+			c->tls_eof = c->plain_eof = 1;
+			conn_close(c, gnutls_strerror((int)r));
+			return -1;
+		}
+		data += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int tls_flush(struct conn *c)
+{
+	while (c->to_tls.len) {
+		size_t chunk = c->tls_inflight ? c->tls_inflight : (c->to_tls.len > REC_MAX ? REC_MAX : c->to_tls.len);
+		ssize_t r = gnutls_record_send(c->tls, c->to_tls.d + c->to_tls.off, chunk);
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			c->tls_inflight = (uint32_t)chunk;
+			io_want(c, &c->tio, EV_WRITE);
+			return 0;
+		}
+		if (r < 0) {
+			conn_close(c, gnutls_strerror((int)r));
+			return -1;
+		}
+		c->tls_inflight = 0;
+		buf_consume(&c->to_tls, (size_t)r);
+	}
+	/* drained: back to reading (unless that side is finished) */
+	io_want(c, &c->tio, (c->tls_eof || c->want_close || c->state == CS_CONNECTING) ? 0 : EV_READ);
+	if (!c->plain_eof && !c->want_close && c->pfd >= 0 && c->state == CS_RELAY)
+		io_want(c, &c->pio, EV_READ | (c->to_plain.len ? EV_WRITE : 0));
+	return maybe_finish(c);
+}
+
+/* Writes iov to the plaintext side, queueing what the kernel does not take. */
+static int plain_writev(struct conn *c, struct iovec *iov, int n)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (!total)
+		return 0;
+	size_t done = 0;
+	if (!c->to_plain.len && c->state == CS_RELAY) {
+		ssize_t w = writev(c->pfd, iov, n);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_close(c, c->role == ROLE_IN ? "backend write failed" : "legacy write failed");
+			return -1;
+		}
+		done = w > 0 ? (size_t)w : 0;
+	}
+	if (done == total)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (done >= iov[i].iov_len) {
+			done -= iov[i].iov_len;
+			continue;
+		}
+		buf_append(&c->to_plain, (char *)iov[i].iov_base + done, iov[i].iov_len - done);
+		done = 0;
+	}
+	if (c->state == CS_RELAY)
+		io_want(c, &c->pio, EV_WRITE | (c->plain_eof ? 0 : EV_READ));
+	return 0;
+}
+
+static int starts_with_ack(const char *msg, const struct sf_msg *m)
+{
+	return m->start_line.len >= 4 && !memcmp(msg + m->start_line.off, "ACK ", 4);
+}
+
+/* Answers a request ourselves (400/513/503); nothing for ACK or responses. */
+static int answer(struct conn *c, const char *msg, const struct sf_msg *m, int code, const char *phrase,
+		  const char *extra)
+{
+	char out[4096];
+	if (!m->is_request || starts_with_ack(msg, m))
+		return 0;
+	size_t n = sf_error_response(msg, m, code, phrase, extra, out, sizeof out);
+	return n ? tls_send(c, out, n) : 0;
+}
+
+/* Adds iovecs for one framed message, dropping spoofed identity headers
+ * and inserting ours at the end of the header block. */
+static int add_message_iov(struct conn *c, struct iovec *iov, int n, const char *msg, const struct sf_msg *m)
+{
+	if (!c->idhdr && !m->nstrip) {
+		if (n && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == msg) {
+			iov[n - 1].iov_len += m->len;
+			return n;
+		}
+		iov[n].iov_base = (void *)msg;
+		iov[n++].iov_len = m->len;
+		return n;
+	}
+	size_t pos = 0;
+	for (unsigned k = 0; k < m->nstrip; k++) {
+		if (m->strip[k].off > pos) {
+			iov[n].iov_base = (void *)(msg + pos);
+			iov[n++].iov_len = m->strip[k].off - pos;
+		}
+		pos = m->strip[k].off + m->strip[k].len;
+	}
+	if (m->hdr_end > pos) {
+		iov[n].iov_base = (void *)(msg + pos);
+		iov[n++].iov_len = m->hdr_end - pos;
+	}
+	if (c->idhdr) {
+		iov[n].iov_base = c->idhdr;
+		iov[n++].iov_len = c->idhdr_len;
+	}
+	iov[n].iov_base = (void *)(msg + m->hdr_end);
+	iov[n++].iov_len = m->len - m->hdr_end;
+	return n;
+}
+
+/*
+ * Frames data[0..len) from the TLS peer and delivers complete messages.
+ * Returns the number of bytes consumed (the rest is a partial message), or
+ * -1 if c was closed or is closing.
+ */
+static ssize_t deliver(struct conn *c, const char *data, size_t len)
+{
+	struct iovec iov[MAX_IOV];
+	int n = 0;
+	size_t pos = 0;
+	if (!c->sf) {
+		if (c->state == CS_NOBACKEND)
+			return (ssize_t)len; /* nothing to answer without framing */
+		iov[0].iov_base = (void *)data;
+		iov[0].iov_len = len;
+		return plain_writev(c, iov, 1) < 0 ? -1 : (ssize_t)len;
+	}
+	while (pos < len) {
+		struct sf_msg m;
+		enum sf_result r = sf_parse(c->sf, data + pos, len - pos, &m);
+		if (r == SF_NEED_MORE)
+			break;
+		if (r == SF_PING) {
+			if (plain_writev(c, iov, n) < 0 || tls_send(c, "\r\n", 2) < 0)
+				return -1;
+			n = 0;
+		} else if (r == SF_MESSAGE) {
+			c->msgs_in++;
+			if (c->state == CS_NOBACKEND) {
+				if (answer(c, data + pos, &m, 503, "Service Unavailable", "Retry-After: 30\r\n") < 0)
+					return -1;
+				c->nb_answered++;
+			} else {
+				if (n + 2 * SF_MAX_STRIP + 4 > MAX_IOV) {
+					if (plain_writev(c, iov, n) < 0)
+						return -1;
+					n = 0;
+				}
+				n = add_message_iov(c, iov, n, data + pos, &m);
+			}
+		} else if (r == SF_ERROR) {
+			/* messages before this one are delivered whole; none of it is */
+			if (plain_writev(c, iov, n) < 0)
+				return -1;
+			if (answer(c, data + pos, &m, m.error, m.error == 513 ? "Message Too Large" : "Bad Request",
+				   NULL) < 0)
+				return -1;
+			refuse_count(c->sc);
+			log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c),
+				 c->peer.text, m.reason, m.detail ? m.detail : "");
+			c->reason = m.reason;
+			conn_drain(c);
+			return -1;
+		}
+		pos += m.len;
+	}
+	if (plain_writev(c, iov, n) < 0)
+		return -1;
+	return (ssize_t)pos;
+}
+
+/* Reads from the TLS peer until it would block, the budget is spent, or
+ * the plaintext side is backed up. Returns -1 if c was closed. */
+static int tls_read(struct conn *c)
+{
+	struct sidecar *sc = c->sc;
+	for (int i = 0; i < READ_BUDGET; i++) {
+		if (c->to_plain.len >= HIGH_WATER) {
+			io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0); /* backpressure */
+			return 0;
+		}
+		char *dst;
+		size_t room;
+		if (c->in.len) {
+			/* a partial message is pending: read right behind it */
+			if (c->in.off + c->in.len + REC_MAX > c->in.cap) {
+				if (c->in.off) {
+					memmove(c->in.d, c->in.d + c->in.off, c->in.len);
+					c->in.off = 0;
+				}
+				if (c->in.len + REC_MAX > c->in.cap) {
+					c->in.cap = c->in.len + REC_MAX;
+					c->in.d = xrealloc(c->in.d, c->in.cap);
+				}
+			}
+			dst = c->in.d + c->in.off + c->in.len;
+			room = c->in.cap - c->in.off - c->in.len;
+		} else {
+			dst = sc->scratch;
+			room = sc->scratch_size;
+		}
+		ssize_t r = gnutls_record_recv(c->tls, dst, room);
+		if (r > 0) {
+			c->bytes_in += (size_t)r;
+			c->t_active = ev_now(sc->loop);
+			const char *base;
+			size_t len;
+			if (c->in.len || dst != sc->scratch) {
+				c->in.len += (uint32_t)r;
+				base = c->in.d + c->in.off;
+				len = c->in.len;
+			} else {
+				base = dst;
+				len = (size_t)r;
+			}
+			ssize_t used = deliver(c, base, len);
+			if (used < 0)
+				return -1;
+			if (dst == sc->scratch) {
+				if ((size_t)used < len)
+					buf_append(&c->in, base + used, len - (size_t)used);
+			} else {
+				buf_consume(&c->in, (size_t)used);
+			}
+			continue;
+		}
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+			return 0;
+		if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
+			c->tls_eof = 1;
+			io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0);
+			if (c->in.len)
+				log_debug("%s=%s %s=%s closed with %u bytes of an incomplete message", section_kind(c),
+					  section_name(c), peer_word(c), c->peer.text, c->in.len);
+			return maybe_finish(c);
+		}
+		if (r == GNUTLS_E_REHANDSHAKE) {
+			/* no renegotiation, ever */
+			(void)gnutls_alert_send(c->tls, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+			log_warn("%s=%s %s=%s renegotiation refused", section_kind(c), section_name(c),
+				 peer_word(c), c->peer.text);
+			conn_close(c, "renegotiation refused");
+			return -1;
+		}
+		if (!gnutls_error_is_fatal((int)r))
+			continue;
+		conn_close(c, gnutls_strerror((int)r));
+		return -1;
+	}
+	ev_feed_event(sc->loop, &c->tio, EV_READ); /* budget spent: come back after the others */
+	return 0;
+}
+
+/* ---- relay: plaintext side -> TLS side ---------------------------------- */
+
+static int plain_read(struct conn *c)
+{
+	struct sidecar *sc = c->sc;
+	for (int i = 0; i < READ_BUDGET; i++) {
+		if (c->to_tls.len >= HIGH_WATER) {
+			io_want(c, &c->pio, c->to_plain.len ? EV_WRITE : 0); /* backpressure */
+			return 0;
+		}
+		ssize_t r = recv(c->pfd, sc->scratch, REC_MAX, 0);
+		if (r > 0) {
+			c->t_active = ev_now(sc->loop);
+			if (tls_send(c, sc->scratch, (size_t)r) < 0)
+				return -1;
+			if (r < REC_MAX)
+				return 0; /* the socket is most likely drained */
+			continue;
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0;
+		c->plain_eof = 1;
+		io_want(c, &c->pio, c->to_plain.len ? EV_WRITE : 0);
+		if (r < 0)
+			log_debug("%s=%s %s=%s plaintext side: %s", section_kind(c), section_name(c), peer_word(c),
+				  c->peer.text, strerror(errno));
+		return maybe_finish(c);
+	}
+	ev_feed_event(sc->loop, &c->pio, EV_READ);
+	return 0;
+}
+
+static int plain_flush(struct conn *c)
+{
+	while (c->to_plain.len) {
+		ssize_t w = send(c->pfd, c->to_plain.d + c->to_plain.off, c->to_plain.len, MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0;
+		if (w <= 0) {
+			conn_close(c, c->role == ROLE_IN ? "backend write failed" : "legacy write failed");
+			return -1;
+		}
+		buf_consume(&c->to_plain, (size_t)w);
+	}
+	io_want(c, &c->pio, (c->plain_eof || c->want_close) ? 0 : EV_READ);
+	if (!c->tls_eof && !c->want_close && c->state == CS_RELAY)
+		io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
+	return maybe_finish(c);
+}
+
+/* ---- watchers ------------------------------------------------------------ */
+
+static void tio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	(void)loop;
+	if (c->state == CS_HANDSHAKE) {
+		do_handshake(c);
+		return;
+	}
+	if (c->state == CS_TCP) {
+		int err = 0;
+		socklen_t el = sizeof err;
+		if (getsockopt(c->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
+			log_warn("connect=%s server=%s connect failed: %s", section_name(c), c->peer.text,
+				 strerror(err));
+			close(c->tfd);
+			c->tfd = -1;
+			ev_io_stop(c->sc->loop, &c->tio);
+			out_connect_next(c);
+			return;
+		}
+		c->state = CS_HANDSHAKE;
+		set_timer(c, cfg_of(c)->handshake_timeout);
+		do_handshake(c);
+		return;
+	}
+	if ((revents & EV_WRITE) && c->to_tls.len && tls_flush(c) < 0)
+		return;
+	if ((revents & EV_READ) && !c->tls_eof && !c->want_close)
+		tls_read(c);
+}
+
+static void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	(void)loop;
+	if (c->state == CS_CONNECTING) {
+		int err = 0;
+		socklen_t el = sizeof err;
+		if (getsockopt(c->pfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
+			backend_failed(c, strerror(err));
+			return;
+		}
+		start_relay(c);
+		return;
+	}
+	if ((revents & EV_WRITE) && c->to_plain.len && plain_flush(c) < 0)
+		return;
+	if ((revents & EV_READ) && !c->plain_eof && !c->want_close) {
+		if (c->state == CS_RELAY)
+			plain_read(c);
+		else if (c->role == ROLE_OUT && c->state < CS_RELAY) {
+			/* legacy server writes before the TLS side is up: hold it, bounded */
+			if (c->to_tls.len >= HIGH_WATER) {
+				io_want(c, &c->pio, 0);
+				return;
+			}
+			ssize_t r = recv(c->pfd, c->sc->scratch, REC_MAX, 0);
+			if (r > 0) {
+				c->bytes_out += (size_t)r;
+				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				conn_close(c, "legacy server closed before the handshake");
+			}
+		}
+	}
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	(void)revents;
+	switch (c->state) {
+	case CS_RESOLVE:
+	case CS_TCP:
+		log_warn("connect=%s server=%s%s connect timeout", section_name(c), c->peer.text,
+			 c->peer.text[0] ? "" : cfg_of(c)->connect[c->idx].server_host);
+		conn_close(c, "connect timeout");
+		return;
+	case CS_HANDSHAKE:
+		conn_refuse(c, "handshake timeout", NULL);
+		return;
+	case CS_CONNECTING:
+		backend_failed(c, "connect timeout");
+		return;
+	case CS_NOBACKEND:
+		finish(c, "backend unavailable");
+		return;
+	default:
+		break;
+	}
+	if (c->want_close || c->tls_eof || c->plain_eof) {
+		conn_close(c, c->want_close ? (c->reason ? c->reason : "drain timeout") : "drain timeout");
+		return;
+	}
+	double idle = cfg_of(c)->idle_timeout, left = c->t_active + idle - ev_now(loop);
+	if (left > 0.001) {
+		set_timer(c, left);
+		return;
+	}
+	finish(c, "idle timeout");
+}
+
+/* ---- relay start, backend ------------------------------------------------ */
+
+static void start_relay(struct conn *c)
+{
+	c->state = CS_RELAY;
+	set_timer(c, cfg_of(c)->idle_timeout);
+	io_want(c, &c->pio, EV_READ | (c->to_plain.len ? EV_WRITE : 0));
+	io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
+	if (c->to_plain.len && plain_flush(c) < 0)
+		return;
+	if (c->to_tls.len && tls_flush(c) < 0)
+		return;
+	/* records that arrived with the handshake may be buffered in GnuTLS */
+	if (c->state == CS_RELAY)
+		tls_read(c);
+}
+
+static void backend_failed(struct conn *c, const char *why)
+{
+	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
+	log_err("listen=%s peer=%s backend %s unavailable: %s", lc->name, c->peer.text, lc->backend.text, why);
+	ev_io_stop(c->sc->loop, &c->pio);
+	if (c->pfd >= 0)
+		close(c->pfd);
+	c->pfd = -1;
+	c->pio.fd = -1;
+	buf_free(&c->to_plain);
+	if (!c->sf) {
+		finish(c, "backend unavailable");
+		return;
+	}
+	c->state = CS_NOBACKEND;
+	set_timer(c, NOBACKEND_SECS);
+	io_want(c, &c->tio, EV_READ);
+	tls_read(c);
+}
+
+static void proxy_header(struct conn *c)
+{
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof local;
+	uint8_t hdr[PP2_MAX];
+	if (getsockname(c->tfd, (struct sockaddr *)&local, &ll) < 0)
+		memset(&local, 0, sizeof local);
+	struct pp2_tls t = { .present = 1, .client_cert = !c->anonymous, .resumed = c->resumed,
+			     .verify = 0, .cn = c->identity };
+	char vers[16];
+	const char *pv = gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls));
+	/* haproxy spells versions "TLSv1.3" */
+	snprintf(vers, sizeof vers, "TLSv%s", pv && !strncmp(pv, "TLS1", 4) ? pv + 3 : "?");
+	t.version = vers;
+	t.cipher = gnutls_cipher_get_name(gnutls_cipher_get(c->tls));
+	size_t n = pp2_build(hdr, sizeof hdr, (struct sockaddr *)&c->peer.ss, (struct sockaddr *)&local, &t);
+	if (n)
+		buf_append(&c->to_plain, hdr, n);
+}
+
+static void backend_connect(struct conn *c)
+{
+	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
+	int fd = socket(lc->backend.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		backend_failed(c, strerror(errno));
+		return;
+	}
+	tune_socket(fd);
+	c->pfd = fd;
+	ev_io_init(&c->pio, pio_cb, fd, EV_WRITE);
+	c->pio.data = c;
+	if (lc->proxy_protocol == PROXY_V2)
+		proxy_header(c);
+	if (connect(fd, (struct sockaddr *)&lc->backend.ss, lc->backend.len) == 0) {
+		start_relay(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		backend_failed(c, strerror(errno));
+		return;
+	}
+	c->state = CS_CONNECTING;
+	io_want(c, &c->tio, 0);
+	io_want(c, &c->pio, EV_WRITE);
+	set_timer(c, cfg_of(c)->handshake_timeout);
+}
+
+/* ---- accept ------------------------------------------------------------- */
+
+static struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+	c->sc = sc;
+	c->ls = ls;
+	c->role = role;
+	c->tfd = c->pfd = -1;
+	c->gen = sc->gen;
+	gen_ref(c->gen);
+	c->idx = (uint32_t)ls->idx;
+	c->t_start = c->t_active = ev_now(sc->loop);
+	ev_io_init(&c->tio, tio_cb, -1, EV_READ);
+	ev_io_init(&c->pio, pio_cb, -1, EV_READ);
+	ev_init(&c->timer, timer_cb);
+	c->tio.data = c->pio.data = c->timer.data = c;
+	c->next = sc->conns;
+	if (sc->conns)
+		sc->conns->prev = c;
+	sc->conns = c;
+	sc->nconns++;
+	int framing = role == ROLE_IN ? c->gen->cfg->listen[c->idx].sip_framing
+				      : c->gen->cfg->connect[c->idx].sip_framing;
+	if (framing) {
+		const char *hname = role == ROLE_IN ? c->gen->cfg->listen[c->idx].identity_header
+						    : c->gen->cfg->connect[c->idx].identity_header;
+		c->sf = xmalloc(sizeof *c->sf);
+		sf_init(c->sf, c->gen->cfg->max_message_size, hname);
+	}
+	return c;
+}
+
+/* Accepts one socket; refuses it when max-connections is reached. */
+static int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
+{
+	peer->len = sizeof peer->ss;
+	int fd = accept4(ls->fd, (struct sockaddr *)&peer->ss, &peer->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+			log_err("%s=%s accept: %s", ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name,
+				strerror(errno));
+		return -1;
+	}
+	addr_format(peer);
+	sc->st.accepted++;
+	if (sc->nconns >= sc->gen->cfg->max_connections || sc->stopping) {
+		double now = ev_now(sc->loop);
+		refuse_count(sc);
+		if (now - sc->last_refuse_log >= 1.0) {
+			log_warn("%s=%s peer=%s refused: too many connections (%lu open%s)",
+				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, sc->nconns,
+				 sc->refuse_suppressed ? ", more refusals not logged" : "");
+			sc->last_refuse_log = now;
+			sc->refuse_suppressed = 0;
+		} else {
+			sc->refuse_suppressed++;
+		}
+		close(fd);
+		return -2;
+	}
+	tune_socket(fd);
+	return fd;
+}
+
+void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lsock *ls = w->data;
+	struct sidecar *sc = ls->sc;
+	(void)loop, (void)revents;
+	for (int i = 0; i < 64; i++) {
+		struct addr peer;
+		int fd = accept_one(sc, ls, &peer);
+		if (fd == -2)
+			continue;
+		if (fd < 0)
+			return;
+		struct conn *c = conn_new(sc, ls, ROLE_IN);
+		const struct lgen *lg = &c->gen->listen[c->idx];
+		c->tfd = fd;
+		c->peer = peer;
+		c->state = CS_HANDSHAKE;
+		int r = gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+		if (r >= 0)
+			r = gnutls_priority_set(c->tls, lg->prio);
+		if (r >= 0)
+			r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, lg->cred);
+		if (r >= 0)
+			r = gnutls_session_ticket_enable_server(c->tls, &sc->ticket_key);
+		if (r < 0) {
+			log_err("listen=%s peer=%s cannot set up TLS: %s", ls->name, peer.text, gnutls_strerror(r));
+			conn_close(c, "setup failed");
+			continue;
+		}
+		if (lg->conf->client_auth != CLIENT_AUTH_NONE)
+			gnutls_certificate_server_set_request(c->tls, lg->conf->client_auth == CLIENT_AUTH_REQUIRE
+									     ? GNUTLS_CERT_REQUIRE
+									     : GNUTLS_CERT_REQUEST);
+		gnutls_handshake_set_timeout(c->tls, 0);
+		gnutls_session_set_ptr(c->tls, c);
+		gnutls_transport_set_int(c->tls, fd);
+		ev_io_set(&c->tio, fd, EV_READ);
+		set_timer(c, c->gen->cfg->handshake_timeout);
+		do_handshake(c); /* the ClientHello is often already there */
+	}
+}
+
+/* ---- outbound ------------------------------------------------------------ */
+
+static void out_start_tls(struct conn *c)
+{
+	struct sidecar *sc = c->sc;
+	const struct cgen *cg = &c->gen->connect[c->idx];
+	int r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+	if (r >= 0)
+		r = gnutls_priority_set(c->tls, cg->prio);
+	if (r >= 0)
+		r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cg->cred);
+	if (r >= 0 && cg->conf->server_name && !strchr(cg->conf->server_name, ':'))
+		r = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, cg->conf->server_name,
+					   strlen(cg->conf->server_name));
+	if (r >= 0 && c->ls->ticket.data)
+		r = gnutls_session_set_data(c->tls, c->ls->ticket.data, c->ls->ticket.size);
+	if (r < 0) {
+		log_err("connect=%s server=%s cannot set up TLS: %s", section_name(c), c->peer.text,
+			gnutls_strerror(r));
+		conn_close(c, "setup failed");
+		return;
+	}
+	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
+					   save_ticket);
+	gnutls_handshake_set_timeout(c->tls, 0);
+	gnutls_session_set_ptr(c->tls, c);
+	gnutls_transport_set_int(c->tls, c->tfd);
+	(void)sc;
+}
+
+/* Tries the next resolved address of the server. */
+static void out_connect_next(struct conn *c)
+{
+	const struct connect_conf *cc = &cfg_of(c)->connect[c->idx];
+	while (c->ai_next) {
+		struct addrinfo *ai = c->ai_next;
+		c->ai_next = ai->ai_next;
+		memcpy(&c->peer.ss, ai->ai_addr, ai->ai_addrlen);
+		c->peer.len = ai->ai_addrlen;
+		addr_format(&c->peer);
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		tune_socket(fd);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			log_warn("connect=%s server=%s connect failed: %s", cc->name, c->peer.text, strerror(errno));
+			close(fd);
+			continue;
+		}
+		c->tfd = fd;
+		c->state = CS_TCP;
+		ev_io_set(&c->tio, fd, EV_WRITE);
+		ev_io_start(c->sc->loop, &c->tio);
+		out_start_tls(c);
+		return;
+	}
+	log_err("connect=%s server %s:%s unreachable: no address left to try", cc->name, cc->server_host,
+		cc->server_port);
+	conn_close(c, "server unreachable");
+}
+
+void conn_resolved(struct conn *c, struct addrinfo *ai, int err)
+{
+	const struct connect_conf *cc = &cfg_of(c)->connect[c->idx];
+	c->rreq = NULL;
+	if (!ai) {
+		log_err("connect=%s cannot resolve %s: %s", cc->name, cc->server_host, gai_strerror(err));
+		conn_close(c, "resolve failed");
+		return;
+	}
+	c->ai = c->ai_next = ai;
+	out_connect_next(c);
+}
+
+void conn_accept_plain(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lsock *ls = w->data;
+	struct sidecar *sc = ls->sc;
+	(void)loop, (void)revents;
+	for (int i = 0; i < 64; i++) {
+		struct addr from;
+		int fd = accept_one(sc, ls, &from);
+		if (fd == -2)
+			continue;
+		if (fd < 0)
+			return;
+		struct conn *c = conn_new(sc, ls, ROLE_OUT);
+		const struct connect_conf *cc = &c->gen->cfg->connect[c->idx];
+		c->pfd = fd;
+		ev_io_set(&c->pio, fd, EV_READ);
+		ev_io_start(sc->loop, &c->pio);
+		c->state = CS_RESOLVE;
+		set_timer(c, cc->connect_timeout);
+		c->rreq = resolver_start(sc, c, cc->server_host, cc->server_port);
+	}
+}

@@ -1,0 +1,78 @@
+/*
+ * conn: one relayed connection, inbound (TLS peer -> backend) or outbound
+ * (legacy server -> TLS peer server). States HANDSHAKE -> CONNECTING ->
+ * RELAY -> closed; conn_close() is the only way out.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SIDECAR_CONN_H
+#define SIDECAR_CONN_H
+
+#include <ev.h>
+#include <gnutls/gnutls.h>
+#include <stdint.h>
+
+#include "ctx.h"
+#include "sipframe.h"
+
+enum conn_role { ROLE_IN, ROLE_OUT };
+
+enum conn_state {
+	CS_RESOLVE,     /* out: waiting for the server's addresses */
+	CS_TCP,         /* out: TCP connect to the server in progress */
+	CS_HANDSHAKE,
+	CS_CONNECTING,  /* in: backend connect in progress */
+	CS_RELAY,
+	CS_NOBACKEND,   /* in: backend unreachable; answering requests with 503 */
+	CS_FLUSH        /* closing once pending output is delivered */
+};
+
+struct buf {
+	char *d;
+	uint32_t off, len, cap;
+};
+
+struct conn {
+	struct conn *prev, *next;
+	struct sidecar *sc;
+	struct gen *gen;
+	struct lsock *ls;            /* the socket it was accepted on */
+	uint32_t idx;                /* section index in gen */
+	uint8_t role, state;
+	unsigned tls_eof : 1, plain_eof : 1, plain_shut : 1, tls_shut : 1;
+	unsigned resumed : 1, hs_done : 1, framing : 1, anonymous : 1, want_close : 1, counted : 1;
+	int tfd, pfd;                /* TLS side, plaintext side */
+	gnutls_session_t tls;
+	ev_io tio, pio;
+	ev_timer timer;
+	double t_start, t_active;
+	struct addr peer;            /* TLS peer (in) or server (out) */
+	struct buf to_plain, to_tls, in;
+	uint32_t tls_inflight;       /* size of a gnutls_record_send to repeat */
+	struct sipframe *sf;         /* NULL when framing is off */
+	uint64_t bytes_in, bytes_out;   /* in: from TLS peer; out: to TLS peer */
+	uint32_t msgs_in, msgs_out;
+	char *identity;              /* verified peer identity, NULL if anonymous */
+	char *idhdr;                 /* "Name: identity\r\n" to insert, or NULL */
+	uint32_t idhdr_len;
+	const char *reason;          /* why it was refused or closed */
+	char reason_detail[192];
+	struct addrinfo *ai, *ai_next;  /* out: addresses still to try */
+	struct resolve_req *rreq;    /* out: pending resolution */
+	uint32_t nb_answered;        /* CS_NOBACKEND: 503s sent */
+};
+
+/* Accept callback for [listen] sockets (inbound TLS). */
+void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents);
+/* Accept callback for [connect] sockets (outbound: plaintext in, TLS out). */
+void conn_accept_plain(struct ev_loop *loop, ev_io *w, int revents);
+/* Closes and frees c: the only way a connection ends. */
+void conn_close(struct conn *c, const char *why);
+/* Begins a graceful stop of c: flush what is pending, then close. */
+void conn_drain(struct conn *c);
+/* Re-runs the verdict on an established MTLS connection against the current
+ * generation (reload); closes it when refused. Returns 0 if kept. */
+int conn_recheck(struct conn *c);
+/* Called by the resolver when the server's addresses are known (ai may be NULL). */
+void conn_resolved(struct conn *c, struct addrinfo *ai, int err);
+
+#endif

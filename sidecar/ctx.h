@@ -1,0 +1,72 @@
+/*
+ * ctx: the daemon's single runtime context and its listening sockets.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SIDECAR_CTX_H
+#define SIDECAR_CTX_H
+
+#include <ev.h>
+#include <gnutls/gnutls.h>
+#include <stdint.h>
+
+#include "tls.h"
+#include "util.h"
+
+struct conn;
+struct resolver;
+
+enum lsock_kind { LSOCK_LISTEN, LSOCK_CONNECT };
+
+/*
+ * A listening socket. Lives outside generations, keyed by kind and bind
+ * address, so an unchanged listener keeps its socket across reloads.
+ */
+struct lsock {
+	struct lsock *next;
+	struct sidecar *sc;
+	enum lsock_kind kind;
+	struct addr bind;
+	char *name;                 /* section name in the current generation */
+	size_t idx;                 /* section index in the current generation */
+	int fd;
+	ev_io io;
+	int keep;                   /* reload bookkeeping */
+	gnutls_datum_t ticket;      /* [connect]: newest session from the server */
+	unsigned long ticket_gen;   /* generation the ticket was obtained under */
+};
+
+/* Counters for logs and metrics. */
+struct stats {
+	uint64_t accepted, handshakes, resumed, refused, closed;
+	uint64_t bytes_in, bytes_out, msgs_in, msgs_out;
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t refused_by_reason[16];
+};
+
+/* The daemon's runtime context: the only mutable state it has. */
+struct sidecar {
+	struct ev_loop *loop;
+	const char *conf_path;
+	struct gen *gen;            /* current generation */
+	unsigned long next_gen_id;
+	struct lsock *lsocks;
+	struct conn *conns;         /* every open connection */
+	unsigned long nconns;
+	char *scratch;              /* one read buffer for the whole loop */
+	size_t scratch_size;
+	gnutls_datum_t ticket_key;  /* TLS session ticket master key (rotated by GnuTLS) */
+	ev_signal sighup, sigterm, sigint;
+	ev_timer shutdown_timer, watchdog, daily;
+	ev_idle stop_idle;
+	int stopping;
+	int exit_code;
+	double last_refuse_log;
+	unsigned long refuse_suppressed;
+	char last_reload[256];
+	struct stats st;
+	struct resolver *resolver;
+	struct metrics *metrics;
+	int is_root_ok;
+};
+
+#endif

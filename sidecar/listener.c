@@ -1,0 +1,176 @@
+/*
+ * listener: bind/listen, and the two-phase update of the socket set on
+ * reload, so an unchanged listener never stops accepting.
+ * SPDX-License-Identifier: MIT
+ */
+#include <autoconf.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+
+#define BACKLOG 4096
+
+/* Opens a non-blocking listening socket on a; returns the fd or -1 (errno). */
+static int bind_socket(const struct addr *a)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto fail;
+	if (a->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+static struct lsock *find(struct sidecar *sc, enum lsock_kind kind, const struct addr *a)
+{
+	for (struct lsock *ls = sc->lsocks; ls; ls = ls->next)
+		if (ls->kind == kind && !strcmp(ls->bind.text, a->text))
+			return ls;
+	return NULL;
+}
+
+static void lsock_free(struct sidecar *sc, struct lsock *ls)
+{
+	ev_io_stop(sc->loop, &ls->io);
+	if (ls->fd >= 0)
+		close(ls->fd);
+	gnutls_free(ls->ticket.data);
+	free(ls->name);
+	free(ls);
+}
+
+/* Adds a not-yet-started socket for (kind, a); returns -1 if bind fails. */
+static int add_new(struct sidecar *sc, enum lsock_kind kind, const struct addr *a, const char *name,
+		   unsigned line, const char *file, struct diag *d)
+{
+	int fd = bind_socket(a);
+	if (fd < 0) {
+		diag_add(d, file, line, "cannot listen on %s for [%s %s]: %s", a->text,
+			 kind == LSOCK_LISTEN ? "listen" : "connect", name, strerror(errno));
+		return -1;
+	}
+	struct lsock *ls = xcalloc(1, sizeof *ls);
+	ls->sc = sc;
+	ls->kind = kind;
+	ls->bind = *a;
+	ls->fd = fd;
+	ls->keep = 2; /* new */
+	ls->name = xstrdup(name);
+	ev_io_init(&ls->io, kind == LSOCK_LISTEN ? conn_accept_tls : conn_accept_plain, fd, EV_READ);
+	ls->io.data = ls;
+	ls->next = sc->lsocks;
+	sc->lsocks = ls;
+	return 0;
+}
+
+int listeners_prepare(struct sidecar *sc, struct gen *g, struct diag *d)
+{
+	const struct config *cfg = g->cfg;
+	int bad = 0;
+	for (struct lsock *ls = sc->lsocks; ls; ls = ls->next)
+		ls->keep = 0;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		struct lsock *ls = find(sc, LSOCK_LISTEN, &cfg->listen[i].bind);
+		if (ls)
+			ls->keep = 1;
+		else if (add_new(sc, LSOCK_LISTEN, &cfg->listen[i].bind, cfg->listen[i].name,
+				 cfg->listen[i].bind_line, cfg->file, d) < 0)
+			bad = 1;
+	}
+	for (size_t i = 0; i < cfg->nconnect; i++) {
+		struct lsock *ls = find(sc, LSOCK_CONNECT, &cfg->connect[i].bind);
+		if (ls)
+			ls->keep = 1;
+		else if (add_new(sc, LSOCK_CONNECT, &cfg->connect[i].bind, cfg->connect[i].name,
+				 cfg->connect[i].bind_line, cfg->file, d) < 0)
+			bad = 1;
+	}
+	if (!bad)
+		return 0;
+	/* roll back: close only what this call bound */
+	struct lsock **pp = &sc->lsocks;
+	while (*pp) {
+		struct lsock *ls = *pp;
+		if (ls->keep == 2) {
+			*pp = ls->next;
+			lsock_free(sc, ls);
+		} else {
+			pp = &ls->next;
+		}
+	}
+	return -1;
+}
+
+static void append(char *what, size_t whatsz, const char *fmt, const char *kind, const char *name,
+		   const char *addr)
+{
+	if (!what)
+		return;
+	size_t n = strlen(what);
+	snprintf(what + n, whatsz - n, fmt, n ? "; " : "", kind, name, addr);
+}
+
+void listeners_commit(struct sidecar *sc, char *what, size_t whatsz)
+{
+	const struct config *cfg = sc->gen->cfg;
+	struct lsock **pp = &sc->lsocks;
+	while (*pp) {
+		struct lsock *ls = *pp;
+		const char *kind = ls->kind == LSOCK_LISTEN ? "listen" : "connect";
+		if (!ls->keep) {
+			log_info("%s=%s closed listener on %s", kind, ls->name, ls->bind.text);
+			append(what, whatsz, "%sremoved [%s %s] %s", kind, ls->name, ls->bind.text);
+			*pp = ls->next;
+			lsock_free(sc, ls);
+			continue;
+		}
+		size_t n = ls->kind == LSOCK_LISTEN ? cfg->nlisten : cfg->nconnect;
+		for (size_t i = 0; i < n; i++) {
+			const struct addr *a = ls->kind == LSOCK_LISTEN ? &cfg->listen[i].bind : &cfg->connect[i].bind;
+			const char *name = ls->kind == LSOCK_LISTEN ? cfg->listen[i].name : cfg->connect[i].name;
+			if (strcmp(a->text, ls->bind.text))
+				continue;
+			ls->idx = i;
+			if (strcmp(ls->name, name)) {
+				free(ls->name);
+				ls->name = xstrdup(name);
+			}
+		}
+		if (ls->keep == 2) {
+			ev_io_start(sc->loop, &ls->io);
+			log_info("%s=%s listening on %s", kind, ls->name, ls->bind.text);
+			if (sc->next_gen_id > 1)
+				append(what, whatsz, "%sadded [%s %s] %s", kind, ls->name, ls->bind.text);
+			ls->keep = 1;
+		}
+		pp = &ls->next;
+	}
+}
+
+void listeners_close_all(struct sidecar *sc)
+{
+	while (sc->lsocks) {
+		struct lsock *ls = sc->lsocks;
+		sc->lsocks = ls->next;
+		lsock_free(sc, ls);
+	}
+}

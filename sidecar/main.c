@@ -1,0 +1,287 @@
+/*
+ * sip-sidecar: TLS and MTLS transport for an unmodified legacy SIP server.
+ * main: command line, start-up order, signals, privileges, the event loop.
+ * SPDX-License-Identifier: MIT
+ */
+#include <autoconf.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "reload.h"
+#include "resolver.h"
+#include "sdnotify.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONF SYSCONFDIR "/sip-sidecar/sip-sidecar.conf"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: sip-sidecar [-c FILE] [-t] [-V] [-h]\n"
+		     "  -c FILE   configuration file (default: %s)\n"
+		     "  -t        check the configuration and every certificate, key, CA and CRL; exit 0 if usable\n"
+		     "  -V        print the version and the GnuTLS/libev versions\n"
+		     "  -h        this help\n",
+		DEFAULT_CONF);
+}
+
+/* -t: parse, load every file, report each problem as FILE:LINE: message. */
+static int check_config(const char *path)
+{
+	struct diag d = { 0 }, w = { 0 };
+	struct config *cfg = config_load(path, &d);
+	struct gen *g = cfg ? gen_build(cfg, &d, &w) : NULL;
+	if (g) {
+		struct diag e = { 0 };
+		gen_expiry_check(g, 30, &w, &e);
+		for (size_t i = 0; i < e.n; i++)
+			diag_add(&w, NULL, 0, "%s", e.msg[i]);
+		diag_free(&e);
+	}
+	for (size_t i = 0; i < d.n; i++)
+		fprintf(stderr, "%s\n", d.msg[i]);
+	for (size_t i = 0; i < w.n; i++)
+		fprintf(stderr, "warning: %s\n", w.msg[i]);
+	int ok = g != NULL;
+	if (ok)
+		fprintf(stderr, "%s: configuration ok (%zu listen, %zu connect, %zu trust)\n", path, g->cfg->nlisten,
+			g->cfg->nconnect, g->cfg->ntrust);
+	gen_unref(g);
+	diag_free(&d);
+	diag_free(&w);
+	return ok ? 0 : 1;
+}
+
+/* Drops root to the configured user and group, and checks that it stuck. */
+static int drop_privileges(const struct config *cfg)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (!cfg->user) {
+		if (cfg->allow_root) {
+			log_warn("running as root (allow-root = yes)");
+			return 0;
+		}
+		log_err("%s: refusing to run as root: set 'user' (and 'group'), or 'allow-root = yes'", cfg->file);
+		return -1;
+	}
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw) {
+		log_err("%s: unknown user '%s'", cfg->file, cfg->user);
+		return -1;
+	}
+	gid_t gid = pw->pw_gid;
+	if (cfg->group) {
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			log_err("%s: unknown group '%s'", cfg->file, cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_err("cannot drop privileges to %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0 || getegid() != gid) {
+		log_err("privilege drop to %s did not stick", cfg->user);
+		return -1;
+	}
+	log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid, (unsigned)gid);
+	return 0;
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct sidecar *sc = w->data;
+	(void)loop, (void)revents;
+	if (!sc->stopping)
+		sidecar_reload(sc);
+}
+
+static void stop_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sidecar *sc = w->data;
+	(void)revents;
+	if (sc->nconns == 0 || ev_now(loop) >= sc->shutdown_timer.at) {
+		if (sc->nconns)
+			log_warn("shutdown-timeout reached: closing %lu connections", sc->nconns);
+		while (sc->conns)
+			conn_close(sc->conns, "shutdown");
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct sidecar *sc = w->data;
+	(void)revents;
+	if (sc->stopping)
+		return;
+	sc->stopping = 1;
+	sdn_notify("STOPPING=1");
+	log_info("stopping: %lu connections open, waiting up to %.1fs", sc->nconns, sc->gen->cfg->shutdown_timeout);
+	listeners_close_all(sc);
+	/* connections still in their handshake carry no call yet */
+	for (struct conn *c = sc->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->hs_done)
+			conn_close(c, "shutdown");
+	}
+	sc->shutdown_timer.at = ev_now(loop) + sc->gen->cfg->shutdown_timeout; /* deadline */
+	ev_timer_init(&sc->watchdog, stop_check, 0., 0.05);
+	sc->watchdog.data = sc;
+	ev_timer_start(loop, &sc->watchdog);
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)w, (void)revents;
+	sdn_notify("WATCHDOG=1");
+}
+
+static void on_daily(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	sidecar_expiry_report(w->data);
+}
+
+static void raise_nofile(unsigned long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t need = (rlim_t)want * 2 + 64;
+	if (rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+		log_warn("open files limit %llu is below what max-connections = %lu needs (%llu)",
+			 (unsigned long long)rl.rlim_cur, want, (unsigned long long)need);
+}
+
+static int write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		log_err("cannot write pid-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = DEFAULT_CONF;
+	int test = 0, opt;
+	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("sip-sidecar %s (GnuTLS %s, libev %d.%d)\n", PACKAGE_VERSION, gnutls_check_version(NULL),
+			       ev_version_major(), ev_version_minor());
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init();
+	int r = gnutls_global_init();
+	if (r < 0) {
+		log_err("GnuTLS: %s", gnutls_strerror(r));
+		return 1;
+	}
+	if (test)
+		return check_config(conf);
+
+	struct sidecar sc;
+	memset(&sc, 0, sizeof sc);
+	sc.conf_path = conf;
+	sc.loop = ev_default_loop(EVFLAG_AUTO);
+	if (!sc.loop) {
+		log_err("cannot initialise libev");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sc.scratch_size = 64 * 1024;
+	sc.scratch = xmalloc(sc.scratch_size);
+	if ((r = gnutls_session_ticket_key_generate(&sc.ticket_key)) < 0) {
+		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
+		return 1;
+	}
+	if (resolver_init(&sc) < 0) {
+		log_err("cannot start the resolver");
+		return 1;
+	}
+	if (sidecar_load_initial(&sc) < 0)
+		return 1;
+	const struct config *cfg = sc.gen->cfg;
+	raise_nofile(cfg->max_connections);
+	if (cfg->pid_file && write_pid_file(cfg->pid_file) < 0)
+		return 1;
+	if (drop_privileges(cfg) < 0)
+		return 1;
+	if (cfg->workers > 1)
+		log_info("workers = %lu: this build runs one event loop", cfg->workers);
+
+	ev_signal_init(&sc.sighup, on_sighup, SIGHUP);
+	ev_signal_init(&sc.sigterm, on_sigterm, SIGTERM);
+	ev_signal_init(&sc.sigint, on_sigterm, SIGINT);
+	sc.sighup.data = sc.sigterm.data = sc.sigint.data = &sc;
+	ev_signal_start(sc.loop, &sc.sighup);
+	ev_signal_start(sc.loop, &sc.sigterm);
+	ev_signal_start(sc.loop, &sc.sigint);
+	uint64_t wd = sdn_watchdog_usec();
+	if (wd) {
+		ev_timer_init(&sc.daily, on_watchdog, 0., wd / 2e6);
+		ev_timer_start(sc.loop, &sc.daily);
+		ev_unref(sc.loop);
+	}
+	ev_timer_init(&sc.shutdown_timer, on_daily, 86400., 86400.);
+	sc.shutdown_timer.data = &sc;
+	ev_timer_start(sc.loop, &sc.shutdown_timer);
+	ev_unref(sc.loop);
+
+	log_info("sip-sidecar %s ready (GnuTLS %s, libev %d.%d), configuration %s", PACKAGE_VERSION,
+		 gnutls_check_version(NULL), ev_version_major(), ev_version_minor(), conf);
+	snprintf(sc.last_reload, sizeof sc.last_reload, "running, generation 1");
+	sdn_notifyf("READY=1\nSTATUS=%s", sc.last_reload);
+	ev_run(sc.loop, 0);
+
+	log_info("stopped");
+	if (sc.gen->cfg->pid_file)
+		(void)unlink(sc.gen->cfg->pid_file);
+	resolver_free(&sc);
+	listeners_close_all(&sc);
+	gen_unref(sc.gen);
+	gnutls_free(sc.ticket_key.data);
+	free(sc.scratch);
+	gnutls_global_deinit();
+	return 0;
+}

@@ -1,0 +1,138 @@
+/*
+ * reload: building, checking and swapping generations.
+ * SPDX-License-Identifier: MIT
+ */
+#include <autoconf.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "reload.h"
+#include "sdnotify.h"
+
+#define EXPIRY_WARN_DAYS 30
+
+void sidecar_expiry_report(struct sidecar *sc)
+{
+	struct diag w = { 0 }, e = { 0 };
+	gen_expiry_check(sc->gen, EXPIRY_WARN_DAYS, &w, &e);
+	for (size_t i = 0; i < e.n; i++)
+		log_err("%s", e.msg[i]);
+	for (size_t i = 0; i < w.n; i++)
+		log_warn("%s", w.msg[i]);
+	diag_free(&w);
+	diag_free(&e);
+}
+
+/* Builds a generation from the configuration file; NULL with d filled. */
+static struct gen *build(struct sidecar *sc, struct diag *d)
+{
+	struct diag w = { 0 };
+	struct config *cfg = config_load(sc->conf_path, d);
+	if (!cfg)
+		return NULL;
+	struct gen *g = gen_build(cfg, d, &w);
+	for (size_t i = 0; i < w.n; i++)
+		log_warn("%s", w.msg[i]);
+	diag_free(&w);
+	return g;
+}
+
+int sidecar_load_initial(struct sidecar *sc)
+{
+	struct diag d = { 0 };
+	struct gen *g = build(sc, &d);
+	if (g && listeners_prepare(sc, g, &d) < 0) {
+		gen_unref(g);
+		g = NULL;
+	}
+	if (!g) {
+		for (size_t i = 0; i < d.n; i++)
+			log_err("%s", d.msg[i]);
+		diag_free(&d);
+		return -1;
+	}
+	g->id = ++sc->next_gen_id;
+	sc->gen = g;
+	log_set_level(g->cfg->log_level);
+	listeners_commit(sc, NULL, 0);
+	sidecar_expiry_report(sc);
+	return 0;
+}
+
+/* Describes what changed between two generations' certificates. */
+static void describe_certs(const struct gen *old, const struct gen *g, char *what, size_t whatsz)
+{
+	for (size_t i = 0; i < g->ncerts; i++) {
+		const struct certinfo *ci = &g->certs[i];
+		if (strcmp(ci->kind, "certificate"))
+			continue;
+		int same = 0;
+		for (size_t j = 0; j < old->ncerts && !same; j++)
+			same = !strcmp(old->certs[j].kind, "certificate") && !strcmp(old->certs[j].file, ci->file) &&
+			       !strcmp(old->certs[j].serial, ci->serial);
+		if (same)
+			continue;
+		char when[32] = "?";
+		if (ci->not_after > 0)
+			strftime(when, sizeof when, "%Y-%m-%d", gmtime(&ci->not_after));
+		size_t n = strlen(what);
+		snprintf(what + n, whatsz - n, "%scertificate %s serial %s expires %s", n ? "; " : "", ci->file,
+			 ci->serial, when);
+	}
+	size_t nca = 0;
+	for (size_t i = 0; i < g->ncerts; i++)
+		nca += !strcmp(g->certs[i].kind, "CA") || !strcmp(g->certs[i].kind, "CRL");
+	size_t oca = 0;
+	for (size_t i = 0; i < old->ncerts; i++)
+		oca += !strcmp(old->certs[i].kind, "CA") || !strcmp(old->certs[i].kind, "CRL");
+	size_t n = strlen(what);
+	snprintf(what + n, whatsz - n, "%s%zu CA/CRL entries (was %zu)", n ? "; " : "", nca, oca);
+}
+
+int sidecar_reload(struct sidecar *sc)
+{
+	struct diag d = { 0 };
+	char what[1024] = "";
+	sdn_reloading();
+	struct gen *g = build(sc, &d);
+	if (g && listeners_prepare(sc, g, &d) < 0) {
+		gen_unref(g);
+		g = NULL;
+	}
+	if (!g) {
+		sc->st.reloads_failed++;
+		log_err("reload failed: %s%s", d.n ? d.msg[0] : "unknown error",
+			d.n > 1 ? " (and more problems below)" : "");
+		for (size_t i = 1; i < d.n; i++)
+			log_err("reload failed: %s", d.msg[i]);
+		snprintf(sc->last_reload, sizeof sc->last_reload, "reload failed: %s", d.n ? d.msg[0] : "?");
+		sdn_notifyf("READY=1\nSTATUS=%s", sc->last_reload);
+		diag_free(&d);
+		return -1;
+	}
+	struct gen *old = sc->gen;
+	g->id = ++sc->next_gen_id;
+	sc->gen = g;
+	log_set_level(g->cfg->log_level);
+	listeners_commit(sc, what, sizeof what);
+	describe_certs(old, g, what, sizeof what);
+	/* Caller 3: established MTLS connections answer to the new trust. */
+	unsigned long dropped = 0;
+	for (struct conn *c = sc->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->hs_done && (c->role == ROLE_OUT || c->gen->cfg->listen[c->idx].client_auth != CLIENT_AUTH_NONE))
+			dropped += conn_recheck(c) < 0;
+	}
+	gen_unref(old);
+	sc->st.reloads_ok++;
+	log_info("reload ok: generation %lu; %s%s", g->id, what,
+		 dropped ? "; peers no longer trusted were disconnected" : "");
+	snprintf(sc->last_reload, sizeof sc->last_reload, "reload ok: generation %lu", g->id);
+	sidecar_expiry_report(sc);
+	sdn_notifyf("READY=1\nSTATUS=%s", sc->last_reload);
+	return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * tls: generations. A generation is everything a configuration file
+ * produces that may change on SIGHUP: the parsed config, GnuTLS credentials,
+ * priorities, trust sets and allow-lists. Immutable once built; reference
+ * counted; each connection holds the generation it was accepted under, so
+ * credentials outlive every session that points into them.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SIDECAR_TLS_H
+#define SIDECAR_TLS_H
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <time.h>
+
+#include "config.h"
+#include "util.h"
+#include "verify.h"
+
+/* Facts about one loaded certificate, for "reload ok" and expiry warnings. */
+struct certinfo {
+	char *file;
+	unsigned line;
+	char *kind;          /* "certificate", "CA", "CRL" */
+	char serial[64];
+	char subject[200];
+	time_t not_after;    /* for a CRL: nextUpdate (0 if none) */
+};
+
+struct lgen {                       /* one [listen] */
+	const struct listen_conf *conf;
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
+	gnutls_x509_trust_list_t own_tl;  /* ca/crl of the section, or NULL */
+	struct trust_set *sets;
+	size_t nsets;
+	struct verify_policy policy;
+	char **allow;                     /* allow-peer values */
+};
+
+struct cgen {                       /* one [connect] */
+	const struct connect_conf *conf;
+	gnutls_certificate_credentials_t cred;
+	gnutls_priority_t prio;
+	gnutls_x509_trust_list_t tl;
+	struct trust_set set;
+	char *peer;                       /* server-name */
+	struct verify_policy policy;
+};
+
+struct gen {
+	int refs;                         /* atomic */
+	unsigned long id;                 /* set by the owner: 1, 2, ... per reload */
+	struct config *cfg;
+	struct lgen *listen;
+	struct cgen *connect;
+	gnutls_x509_trust_list_t *trust_tl; /* one per [trust] */
+	struct certinfo *certs;
+	size_t ncerts;
+};
+
+/*
+ * Builds a generation from cfg (which it then owns, also on failure):
+ * loads every certificate, key, CA and CRL, checks that keys match, own
+ * certificates are in their validity period, CA bundles are not empty, CRLs
+ * are signed by a CA of their section. Problems go to d as FILE:LINE: msg;
+ * warnings (e.g. key readable by others) to w. Returns NULL on any problem.
+ */
+struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w);
+void gen_ref(struct gen *g);
+void gen_unref(struct gen *g);
+
+/* Appends to d a warning for each certificate/CA/CRL of g expiring within
+ * days days, and an error line for each already expired. Returns how many. */
+size_t gen_expiry_check(const struct gen *g, int days, struct diag *warn, struct diag *err);
+
+/* The verify function installed on every MTLS credential (defined in conn.c). */
+int conn_tls_verify(gnutls_session_t s);
+
+#endif
