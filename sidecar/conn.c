@@ -216,10 +216,10 @@ static int maybe_finish(struct conn *c)
 			return finish(c, "shutdown failed");
 		set_timer(c, DRAIN_SECS);
 	}
+	if (c->tls_eof && c->plain_eof)
+		return finish(c, c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
 	if (c->plain_eof && !c->to_tls.len)
 		return finish(c, c->role == ROLE_IN ? "backend closed" : "legacy server closed");
-	if (c->tls_eof && c->plain_eof)
-		return finish(c, "both closed");
 	if (c->want_close && !c->to_tls.len && !c->to_plain.len)
 		return finish(c, c->reason ? c->reason : "closed");
 	return 0;
@@ -657,6 +657,7 @@ static int tls_read(struct conn *c)
 			return 0;
 		if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
 			c->tls_eof = 1;
+			c->tls_eof_first = !c->plain_eof;
 			io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0);
 			if (c->in.len)
 				log_debug("%s=%s %s=%s closed with %u bytes of an incomplete message", section_kind(c),
@@ -693,6 +694,7 @@ static int plain_read(struct conn *c)
 		ssize_t r = recv(c->pfd, sc->scratch, REC_MAX, 0);
 		if (r > 0) {
 			c->t_active = ev_now(sc->loop);
+			c->msgs_out += msgcount_feed(&c->mc, sc->scratch, (size_t)r);
 			if (tls_send(c, sc->scratch, (size_t)r) < 0)
 				return -1;
 			if (r < REC_MAX)
@@ -795,6 +797,7 @@ static void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			ssize_t r = recv(c->pfd, c->sc->scratch, REC_MAX, 0);
 			if (r > 0) {
 				c->bytes_out += (size_t)r;
+				c->msgs_out += msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
 				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				conn_close(c, "legacy server closed before the handshake");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ctx.h"
+#include "msgcount.h"
 #include "sipframe.h"
 
 enum conn_role { ROLE_IN, ROLE_OUT };
@@ -39,7 +40,7 @@ struct conn {
 	uint32_t idx;                /* section index in gen */
 	uint8_t role, state;
 	unsigned tls_eof : 1, plain_eof : 1, plain_shut : 1, tls_shut : 1;
-	unsigned resumed : 1, hs_done : 1, framing : 1, anonymous : 1, want_close : 1, counted : 1;
+	unsigned tls_eof_first : 1, resumed : 1, hs_done : 1, framing : 1, anonymous : 1, want_close : 1, counted : 1;
 	int tfd, pfd;                /* TLS side, plaintext side */
 	gnutls_session_t tls;
 	ev_io tio, pio;
@@ -59,6 +60,7 @@ struct conn {
 	struct addrinfo *ai, *ai_next;  /* out: addresses still to try */
 	struct resolve_req *rreq;    /* out: pending resolution */
 	uint32_t nb_answered;        /* CS_NOBACKEND: 503s sent */
+	struct msgcount mc;          /* messages from the plaintext side */
 };
 
 /* Accept callback for [listen] sockets (inbound TLS). */

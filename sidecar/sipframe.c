@@ -132,7 +132,7 @@ void sf_init(struct sipframe *f, size_t max_size, const char *strip_name)
  */
 static int keepalive(const char *buf, size_t len)
 {
-	static const char ping[4] = "\r\n\r\n";
+	static const char ping[] = "\r\n\r\n";
 	size_t n = len < 4 ? len : 4;
 
 	if (buf[0] != '\r')

@@ -69,8 +69,9 @@ struct sipframe {
 };
 
 /*
- * Prepares f. strip_name may be NULL (no identity header handling).
- * max_size is capped at UINT32_MAX (spans are 32-bit offsets).
+ * Prepares f. strip_name may be NULL or "" (no identity header handling);
+ * it is not copied and must outlive f. max_size is capped at UINT32_MAX
+ * (spans are 32-bit offsets).
  */
 void sf_init(struct sipframe *f, size_t max_size, const char *strip_name);
 
