@@ -220,6 +220,8 @@ static int maybe_finish(struct conn *c)
 		return finish(c, c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
 	if (c->plain_eof && !c->to_tls.len)
 		return finish(c, c->role == ROLE_IN ? "backend closed" : "legacy server closed");
+	if (c->tls_eof && c->pfd < 0 && !c->to_tls.len)
+		return finish(c, "peer closed");
 	if (c->want_close && !c->to_tls.len && !c->to_plain.len)
 		return finish(c, c->reason ? c->reason : "closed");
 	return 0;
@@ -329,8 +331,10 @@ static int save_ticket(gnutls_session_t s, unsigned htype, unsigned when, unsign
 {
 	struct conn *c = gnutls_session_get_ptr(s);
 	gnutls_datum_t d = { NULL, 0 };
+	if (!c->ls)
+		return 0; /* its [connect] was removed by a reload */
 	(void)htype, (void)when, (void)incoming, (void)msg;
-	if (c->ls && gnutls_session_get_data2(s, &d) == 0) {
+	if (gnutls_session_get_data2(s, &d) == 0) {
 		gnutls_free(c->ls->ticket.data);
 		c->ls->ticket = d;
 		c->ls->ticket_gen = c->gen->id;
@@ -727,8 +731,12 @@ static int plain_flush(struct conn *c)
 		buf_consume(&c->to_plain, (size_t)w);
 	}
 	io_want(c, &c->pio, (c->plain_eof || c->want_close) ? 0 : EV_READ);
-	if (!c->tls_eof && !c->want_close && c->state == CS_RELAY)
+	if (!c->tls_eof && !c->want_close && c->state == CS_RELAY) {
 		io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
+		/* records GnuTLS already holds will not wake the loop again */
+		if (gnutls_record_check_pending(c->tls) > 0 && tls_read(c) < 0)
+			return -1;
+	}
 	return maybe_finish(c);
 }
 
@@ -1047,7 +1055,7 @@ static void out_start_tls(struct conn *c)
 	if (r >= 0 && cg->conf->server_name && !strchr(cg->conf->server_name, ':'))
 		r = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, cg->conf->server_name,
 					   strlen(cg->conf->server_name));
-	if (r >= 0 && c->ls->ticket.data)
+	if (r >= 0 && c->ls && c->ls->ticket.data)
 		r = gnutls_session_set_data(c->tls, c->ls->ticket.data, c->ls->ticket.size);
 	if (r < 0) {
 		log_err("connect=%s server=%s cannot set up TLS: %s", section_name(c), c->peer.text,

@@ -56,8 +56,8 @@ struct sidecar {
 	size_t scratch_size;
 	gnutls_datum_t ticket_key;  /* TLS session ticket master key (rotated by GnuTLS) */
 	ev_signal sighup, sigterm, sigint;
-	ev_timer shutdown_timer, watchdog, daily;
-	ev_idle stop_idle;
+	ev_timer stop_timer, watchdog, daily;
+	double stop_deadline;
 	int stopping;
 	int exit_code;
 	double last_refuse_log;

@@ -50,6 +50,9 @@ static struct lsock *find(struct sidecar *sc, enum lsock_kind kind, const struct
 
 static void lsock_free(struct sidecar *sc, struct lsock *ls)
 {
+	for (struct conn *c = sc->conns; c; c = c->next)
+		if (c->ls == ls)
+			c->ls = NULL; /* connections outlive their listener */
 	ev_io_stop(sc->loop, &ls->io);
 	if (ls->fd >= 0)
 		close(ls->fd);

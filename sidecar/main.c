@@ -116,7 +116,7 @@ static void stop_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sidecar *sc = w->data;
 	(void)revents;
-	if (sc->nconns == 0 || ev_now(loop) >= sc->shutdown_timer.at) {
+	if (sc->nconns == 0 || ev_now(loop) >= sc->stop_deadline) {
 		if (sc->nconns)
 			log_warn("shutdown-timeout reached: closing %lu connections", sc->nconns);
 		while (sc->conns)
@@ -141,10 +141,10 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 		if (!c->hs_done)
 			conn_close(c, "shutdown");
 	}
-	sc->shutdown_timer.at = ev_now(loop) + sc->gen->cfg->shutdown_timeout; /* deadline */
-	ev_timer_init(&sc->watchdog, stop_check, 0., 0.05);
-	sc->watchdog.data = sc;
-	ev_timer_start(loop, &sc->watchdog);
+	sc->stop_deadline = ev_now(loop) + sc->gen->cfg->shutdown_timeout;
+	ev_timer_init(&sc->stop_timer, stop_check, 0., 0.05);
+	sc->stop_timer.data = sc;
+	ev_timer_start(loop, &sc->stop_timer);
 }
 
 static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
@@ -259,13 +259,13 @@ int main(int argc, char **argv)
 	ev_signal_start(sc.loop, &sc.sigint);
 	uint64_t wd = sdn_watchdog_usec();
 	if (wd) {
-		ev_timer_init(&sc.daily, on_watchdog, 0., wd / 2e6);
-		ev_timer_start(sc.loop, &sc.daily);
+		ev_timer_init(&sc.watchdog, on_watchdog, 0., wd / 2e6);
+		ev_timer_start(sc.loop, &sc.watchdog);
 		ev_unref(sc.loop);
 	}
-	ev_timer_init(&sc.shutdown_timer, on_daily, 86400., 86400.);
-	sc.shutdown_timer.data = &sc;
-	ev_timer_start(sc.loop, &sc.shutdown_timer);
+	ev_timer_init(&sc.daily, on_daily, 86400., 86400.);
+	sc.daily.data = &sc;
+	ev_timer_start(sc.loop, &sc.daily);
 	ev_unref(sc.loop);
 
 	log_info("sip-sidecar %s ready (GnuTLS %s, libev %d.%d), configuration %s", PACKAGE_VERSION,
