@@ -29,6 +29,7 @@ struct parse {
 	/* keys seen in the current section, to refuse non-list duplicates */
 	const void *seen[64];
 	size_t nseen;
+	int bad_section; /* the last section header was refused */
 };
 
 typedef int (*key_fn)(struct parse *p, void *field, const char *val);
@@ -124,7 +125,7 @@ static int set_addr(struct parse *p, void *field, const char *val)
 static int set_listen_bind(struct parse *p, void *field, const char *val)
 {
 	struct listen_conf *l = p->obj;
-	l->bind_line = p->line;
+	l->bind_line = p->line; /* even when bad: "needs 'bind'" would be noise */
 	return set_addr(p, field, val);
 }
 
@@ -138,7 +139,7 @@ static int set_listen_backend(struct parse *p, void *field, const char *val)
 static int set_connect_bind(struct parse *p, void *field, const char *val)
 {
 	struct connect_conf *c = p->obj;
-	c->bind_line = p->line;
+	c->bind_line = p->line; /* even when bad: "needs 'bind'" would be noise */
 	return set_addr(p, field, val);
 }
 
@@ -462,7 +463,7 @@ static void config_check(struct parse *p)
 				diag_add(p->d, f, l->trust.v[j].line, "no [trust %s] section", l->trust.v[j].s);
 		}
 		for (size_t j = 0; j < i; j++)
-			if (l->bind_line && cfg->listen[j].bind_line && !strcmp(cfg->listen[j].bind.text, l->bind.text))
+			if (l->bind.text[0] && !strcmp(cfg->listen[j].bind.text, l->bind.text))
 				diag_add(p->d, f, l->bind_line, "address %s is already bound by [listen %s]",
 					 l->bind.text, cfg->listen[j].name);
 	}
@@ -485,11 +486,11 @@ static void config_check(struct parse *p)
 				c->server_name = xstrdup(c->server_host);
 		}
 		for (size_t j = 0; j < cfg->nlisten; j++)
-			if (c->bind_line && cfg->listen[j].bind_line && !strcmp(cfg->listen[j].bind.text, c->bind.text))
+			if (c->bind.text[0] && !strcmp(cfg->listen[j].bind.text, c->bind.text))
 				diag_add(p->d, f, c->bind_line, "address %s is already bound by [listen %s]",
 					 c->bind.text, cfg->listen[j].name);
 		for (size_t j = 0; j < i; j++)
-			if (c->bind_line && cfg->connect[j].bind_line && !strcmp(cfg->connect[j].bind.text, c->bind.text))
+			if (c->bind.text[0] && !strcmp(cfg->connect[j].bind.text, c->bind.text))
 				diag_add(p->d, f, c->bind_line, "address %s is already bound by [connect %s]",
 					 c->bind.text, cfg->connect[j].name);
 	}
@@ -535,10 +536,11 @@ struct config *config_load(const char *file, struct diag *d)
 			if (s[n - 1] != ']') {
 				diag_add(d, p.file, p.line, "section header without ']'");
 				p.sec = SEC_NONE;
+				p.bad_section = 1;
 				continue;
 			}
 			s[n - 1] = '\0';
-			open_section(&p, s + 1);
+			p.bad_section = open_section(&p, s + 1) < 0;
 			continue;
 		}
 		char *eq = strchr(s, '=');
@@ -550,7 +552,7 @@ struct config *config_load(const char *file, struct diag *d)
 		char *key = trim(s), *val = eq + 1;
 		strip_comment(val);
 		val = trim(val);
-		if (p.sec == SEC_NONE && d->n > before)
+		if (p.sec == SEC_NONE && p.bad_section)
 			continue; /* inside a section already reported as bad */
 		set_key(&p, key, val);
 	}

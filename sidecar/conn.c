@@ -23,6 +23,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxyv2.h"
 #include "resolver.h"
 
@@ -128,10 +129,6 @@ static const struct config *cfg_of(const struct conn *c)
 	return c->gen->cfg;
 }
 
-static void refuse_count(struct sidecar *sc)
-{
-	sc->st.refused++;
-}
 
 /* ---- closing ------------------------------------------------------------ */
 
@@ -170,6 +167,10 @@ void conn_close(struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	sc->nconns--;
 	sc->st.closed++;
+	sc->st.bytes_in += c->bytes_in;
+	sc->st.bytes_out += c->bytes_out;
+	sc->st.msgs_in += c->msgs_in;
+	sc->st.msgs_out += c->msgs_out;
 	gen_unref(c->gen);
 	free(c);
 }
@@ -177,7 +178,7 @@ void conn_close(struct conn *c, const char *why)
 /* Logs a refusal with the reason word of INTERFACE.md and closes. */
 static void conn_refuse(struct conn *c, const char *reason, const char *detail)
 {
-	refuse_count(c->sc);
+	metrics_refused(c->sc, reason);
 	log_warn("%s=%s %s=%s refused: %s%s%s%s", section_kind(c), section_name(c), peer_word(c), c->peer.text,
 		 reason, detail && *detail ? " (" : "", detail ? detail : "", detail && *detail ? ")" : "");
 	c->hs_done = 0; /* no "closed" line for a connection never admitted */
@@ -295,7 +296,7 @@ int conn_recheck(struct conn *c)
 		log_warn("%s=%s %s=%s refused on reload: %s%s%s%s", section_kind(c), name, peer_word(c),
 			 c->peer.text, c->reason, c->reason_detail[0] ? " (" : "", c->reason_detail,
 			 c->reason_detail[0] ? ")" : "");
-		refuse_count(c->sc);
+		metrics_refused(c->sc, c->reason);
 		finish(c, c->reason);
 		return -1;
 	}
@@ -588,7 +589,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			if (answer(c, data + pos, &m, m.error, m.error == 513 ? "Message Too Large" : "Bad Request",
 				   NULL) < 0)
 				return -1;
-			refuse_count(c->sc);
+			metrics_refused(c->sc, m.reason);
 			log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c),
 				 c->peer.text, m.reason, m.detail ? m.detail : "");
 			c->reason = m.reason;
@@ -894,7 +895,7 @@ static void proxy_header(struct conn *c)
 	if (getsockname(c->tfd, (struct sockaddr *)&local, &ll) < 0)
 		memset(&local, 0, sizeof local);
 	struct pp2_tls t = { .present = 1, .client_cert = !c->anonymous, .resumed = c->resumed,
-			     .verify = 0, .cn = c->identity };
+			     .verify = c->anonymous ? 1 : 0, .cn = c->identity };
 	char vers[16];
 	const char *pv = gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls));
 	/* haproxy spells versions "TLSv1.3" */
@@ -982,7 +983,7 @@ static int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 	sc->st.accepted++;
 	if (sc->nconns >= sc->gen->cfg->max_connections || sc->stopping) {
 		double now = ev_now(sc->loop);
-		refuse_count(sc);
+		metrics_refused(sc, "too many connections");
 		if (now - sc->last_refuse_log >= 1.0) {
 			log_warn("%s=%s peer=%s refused: too many connections (%lu open%s)",
 				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, sc->nconns,

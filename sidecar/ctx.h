@@ -40,7 +40,7 @@ struct stats {
 	uint64_t accepted, handshakes, resumed, refused, closed;
 	uint64_t bytes_in, bytes_out, msgs_in, msgs_out;
 	uint64_t reloads_ok, reloads_failed;
-	uint64_t refused_by_reason[16];
+	uint64_t refused_by_reason[16]; /* indexed like metrics_reasons */
 };
 
 /* The daemon's runtime context: the only mutable state it has. */

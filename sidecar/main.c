@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "resolver.h"
 #include "sdnotify.h"
@@ -135,6 +136,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 	sdn_notify("STOPPING=1");
 	log_info("stopping: %lu connections open, waiting up to %.1fs", sc->nconns, sc->gen->cfg->shutdown_timeout);
 	listeners_close_all(sc);
+	metrics_close(sc);
 	/* connections still in their handshake carry no call yet */
 	for (struct conn *c = sc->conns, *next; c; c = next) {
 		next = c->next;
@@ -278,6 +280,7 @@ int main(int argc, char **argv)
 	if (sc.gen->cfg->pid_file)
 		(void)unlink(sc.gen->cfg->pid_file);
 	resolver_free(&sc);
+	metrics_close(&sc);
 	listeners_close_all(&sc);
 	gen_unref(sc.gen);
 	gnutls_free(sc.ticket_key.data);

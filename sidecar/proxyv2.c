@@ -53,8 +53,10 @@ size_t pp2_build(uint8_t *out, size_t cap, const struct sockaddr *src, const str
 	if (tls && tls->present) {
 		uint8_t ssl[PP2_MAX];
 		size_t sl = 5;
-		ssl[0] = PP2_CLIENT_SSL | (tls->client_cert ? PP2_CLIENT_CERT_CONN : 0) |
-			 (tls->client_cert && tls->resumed ? PP2_CLIENT_CERT_SESS : 0);
+		/* CERT_SESS: a certificate was presented on this TLS session at
+		 * least once; CERT_CONN: on this very connection (not resumed) */
+		ssl[0] = PP2_CLIENT_SSL |
+			 (tls->client_cert ? PP2_CLIENT_CERT_SESS | (tls->resumed ? 0 : PP2_CLIENT_CERT_CONN) : 0);
 		ssl[1] = (uint8_t)(tls->verify >> 24);
 		ssl[2] = (uint8_t)(tls->verify >> 16);
 		ssl[3] = (uint8_t)(tls->verify >> 8);

@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "sdnotify.h"
 
@@ -59,6 +60,11 @@ int sidecar_load_initial(struct sidecar *sc)
 	sc->gen = g;
 	log_set_level(g->cfg->log_level);
 	listeners_commit(sc, NULL, 0);
+	if (metrics_apply(sc, &d) < 0) {
+		log_err("%s", d.msg[0]);
+		diag_free(&d);
+		return -1;
+	}
 	sidecar_expiry_report(sc);
 	return 0;
 }
@@ -119,6 +125,9 @@ int sidecar_reload(struct sidecar *sc)
 	sc->gen = g;
 	log_set_level(g->cfg->log_level);
 	listeners_commit(sc, what, sizeof what);
+	if (metrics_apply(sc, &d) < 0)
+		log_err("%s (metrics keep their old address)", d.msg[0]);
+	diag_free(&d);
 	describe_certs(old, g, what, sizeof what);
 	/* Caller 3: established MTLS connections answer to the new trust. */
 	unsigned long dropped = 0;
