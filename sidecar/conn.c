@@ -176,8 +176,33 @@ void conn_close(struct conn *c, const char *why)
 }
 
 /* Logs a refusal with the reason word of INTERFACE.md and closes. */
+/* The TLS alert that tells the peer why its certificate was refused. */
+static int refusal_alert(const char *reason)
+{
+	static const struct {
+		const char *reason;
+		gnutls_alert_description_t alert;
+	} map[] = {
+		{ "expired", GNUTLS_A_CERTIFICATE_EXPIRED },
+		{ "not yet valid", GNUTLS_A_BAD_CERTIFICATE },
+		{ "unknown ca", GNUTLS_A_UNKNOWN_CA },
+		{ "revoked", GNUTLS_A_CERTIFICATE_REVOKED },
+		{ "bad key usage", GNUTLS_A_UNSUPPORTED_CERTIFICATE },
+		{ "name mismatch", GNUTLS_A_BAD_CERTIFICATE },
+		{ "not allowed", GNUTLS_A_ACCESS_DENIED },
+		{ "no certificate", GNUTLS_A_CERTIFICATE_REQUIRED },
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (!strcmp(map[i].reason, reason))
+			return (int)map[i].alert;
+	return -1;
+}
+
 static void conn_refuse(struct conn *c, const char *reason, const char *detail)
 {
+	int alert = c->tls ? refusal_alert(reason) : -1;
+	if (alert >= 0) /* best effort: the socket may not take it */
+		(void)gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, (gnutls_alert_description_t)alert);
 	metrics_refused(c->sc, reason);
 	log_warn("%s=%s %s=%s refused: %s%s%s%s", section_kind(c), section_name(c), peer_word(c), c->peer.text,
 		 reason, detail && *detail ? " (" : "", detail ? detail : "", detail && *detail ? ")" : "");
@@ -679,6 +704,20 @@ static int tls_read(struct conn *c)
 		}
 		if (!gnutls_error_is_fatal((int)r))
 			continue;
+		if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+			char why[96];
+			snprintf(why, sizeof why, "peer sent alert: %s",
+				 gnutls_alert_get_name(gnutls_alert_get(c->tls)));
+			/* TLS 1.3: a client's handshake ends before the server has
+			 * judged its certificate; a server that rejects it answers
+			 * with an alert before any data. That is a refusal. */
+			if (c->role == ROLE_OUT && c->bytes_in == 0) {
+				conn_refuse(c, "handshake failed", why);
+				return -1;
+			}
+			conn_close(c, why);
+			return -1;
+		}
 		conn_close(c, gnutls_strerror((int)r));
 		return -1;
 	}

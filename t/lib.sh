@@ -35,6 +35,12 @@
 # of that pipe has exited.
 #
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash disable=SC2034 # variables here are for the sourcing script
+
+# automake runs tests with $(SHELL), often dash: continue in bash.
+if [ -z "${BASH_VERSION:-}" ]; then
+	exec bash "$0" "$@"
+fi
 
 set -u
 
@@ -386,7 +392,7 @@ free_port() {
 		# a claim whose owner is gone is stale: clear it for next time
 		owner=$(cat "$T_PORT_DIR/$port/owner" 2>/dev/null)
 		if [ -n "$owner" ] && [ ! -d "/proc/$owner" ]; then
-			rm -rf "$T_PORT_DIR/$port"
+			rm -rf "${T_PORT_DIR:?}/$port"
 		fi
 	done
 	diag "free_port: no free port in 20000-29999" >&2

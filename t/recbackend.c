@@ -684,17 +684,16 @@ static void conn_event(struct conn *c, uint32_t ev)
 			return;
 		}
 	}
-	if (out_pending(c) > 0) {
-		if (conn_flush(c) != 0) {
+	if (out_pending(c) > 0 && conn_flush(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	/* Frame what was held back while the output was full (also after the
+	 * peer's EOF: its last requests still get answers). */
+	if (g.mode == MODE_ANSWER && c->in.len > 0 && !c->closing) {
+		if (answer_input(c) != 0 || conn_flush(c) != 0) {
 			conn_close(c);
 			return;
-		}
-		/* Output drained: frame what was held back. */
-		if (g.mode == MODE_ANSWER && out_pending(c) == 0 && c->in.len > 0) {
-			if (answer_input(c) != 0 || conn_flush(c) != 0) {
-				conn_close(c);
-				return;
-			}
 		}
 	}
 	if ((c->peer_eof || c->closing) && out_pending(c) == 0) {

@@ -12,7 +12,10 @@
  *
  * TLS options (tlsclient only):
  *   --ca FILE            trust anchors (PEM); without it nothing is verified
- *   --cert FILE --key FILE   client certificate and key (PEM)
+ *   --cert FILE --key FILE   client certificate (chain) and key (PEM); sent
+ *                        whenever the server asks for one, even if its
+ *                        issuer is not among the CAs the server names (so
+ *                        tests can present untrusted certificates)
  *   --sni NAME           server name indication (default: HOST unless it is
  *                        an IP address literal)
  *   --verify-name NAME   identity the server certificate must match (default:
@@ -50,9 +53,10 @@
  *   --repeat N           do everything N times, each on a fresh connection
  *                        (resuming via --sessfile when given)
  *   --sip N              send N OPTIONS requests one at a time on one
- *                        connection, each after the 200 to the previous one
- *   --pipeline N         send N OPTIONS requests in one write, then read N
- *                        final responses
+ *                        connection, each after the final response to the
+ *                        previous one
+ *   --pipeline N         send N OPTIONS requests back to back without
+ *                        waiting, then read N final responses
  *                        Both print "sent=N ok=M" on stdout (summed over
  *                        --repeat); ok counts final responses with status
  *                        200 whose CSeq and Call-ID match the request.
@@ -96,6 +100,7 @@
 #include <unistd.h>
 
 #ifndef CLIENT_PLAIN_ONLY
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #define PROG "tlsclient"
@@ -181,6 +186,18 @@ static void msg(const char *fmt, ...)
 	va_end(ap);
 }
 
+static void usage(FILE *f)
+{
+	fputs("usage: " PROG " -c HOST:PORT [--send FILE|-] [--out FILE] [--read-timeout MS]\n"
+	      "       [--hold MS] [--half-close] [--expect-close] [--repeat N] [--sip N|--pipeline N]\n"
+#if HAVE_TLS
+	      "       [--ca FILE] [--cert FILE --key FILE] [--sni NAME] [--verify-name NAME]\n"
+	      "       [--no-verify] [--priority STR] [--sessfile FILE] [--print-info]\n"
+	      "       " PROG " --show-serial CERTFILE\n"
+#endif
+	      "see the comment at the top of t/tlsclient.c for every option\n", f);
+}
+
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die_usage(const char *fmt, ...)
 {
@@ -191,14 +208,7 @@ static void die_usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-	fputs("usage: " PROG " -c HOST:PORT [--send FILE|-] [--out FILE] [--read-timeout MS]\n"
-	      "       [--hold MS] [--half-close] [--expect-close] [--repeat N] [--sip N|--pipeline N]\n"
-#if HAVE_TLS
-	      "       [--ca FILE] [--cert FILE --key FILE] [--sni NAME] [--verify-name NAME]\n"
-	      "       [--no-verify] [--priority STR] [--sessfile FILE] [--print-info]\n"
-	      "       " PROG " --show-serial CERTFILE\n"
-#endif
-	      "see the comment at the top of t/tlsclient.c for every option\n", stderr);
+	usage(stderr);
 	exit(EX_OTHER);
 }
 
@@ -909,8 +919,64 @@ static int xfer_run(struct conn *c, struct xfer *x)
 /* ------------------------------------------------------------------- TLS */
 
 #if HAVE_TLS
+#define MAX_CHAIN 16
+
 static gnutls_certificate_credentials_t cred;
 static struct buf session_data;
+static gnutls_pcert_st client_chain[MAX_CHAIN];
+static unsigned client_chain_len;
+static gnutls_privkey_t client_key;
+
+/* Hands GnuTLS our certificate whatever the server's acceptable-CA list
+ * says (GnuTLS alone would send none when our issuer is not listed). */
+static int retrieve_cert(gnutls_session_t s, const gnutls_datum_t *req_ca_rdn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			 gnutls_privkey_t *privkey)
+{
+	(void)s;
+	(void)req_ca_rdn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	*pcert = client_chain;
+	*pcert_length = client_chain_len;
+	*privkey = client_key;
+	return 0;
+}
+
+/* Loads --cert/--key for retrieve_cert(). Exits on error. */
+static void load_client_cert(void)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	int rc;
+
+	client_chain_len = MAX_CHAIN;
+	rc = gnutls_pcert_list_import_x509_file(client_chain, &client_chain_len, o.cert,
+						GNUTLS_X509_FMT_PEM, NULL, NULL, 0);
+	if (rc < 0) {
+		msg("--cert %s: %s", o.cert, gnutls_strerror(rc));
+		exit(EX_OTHER);
+	}
+	if ((rc = gnutls_load_file(o.key, &d)) < 0 ||
+	    (rc = gnutls_privkey_init(&client_key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(client_key, &d, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+		msg("--key %s: %s", o.key, gnutls_strerror(rc));
+		exit(EX_OTHER);
+	}
+	gnutls_free(d.data);
+	gnutls_certificate_set_retrieve_function2(cred, retrieve_cert);
+}
+
+static void free_client_cert(void)
+{
+	unsigned i;
+
+	for (i = 0; i < client_chain_len; i++)
+		gnutls_pcert_deinit(&client_chain[i]);
+	if (client_key != NULL)
+		gnutls_privkey_deinit(client_key);
+}
 
 /* Formats the serial of crt as lower-case hex without leading zero bytes. */
 static int serial_hex(gnutls_x509_crt_t crt, char *out, size_t outlen)
@@ -974,13 +1040,8 @@ static void tls_global_setup(void)
 			exit(EX_OTHER);
 		}
 	}
-	if (o.cert != NULL) {
-		rc = gnutls_certificate_set_x509_key_file(cred, o.cert, o.key, GNUTLS_X509_FMT_PEM);
-		if (rc < 0) {
-			msg("--cert %s --key %s: %s", o.cert, o.key, gnutls_strerror(rc));
-			exit(EX_OTHER);
-		}
-	}
+	if (o.cert != NULL)
+		load_client_cert();
 	if (o.sessfile != NULL && access(o.sessfile, F_OK) == 0 &&
 	    read_file(o.sessfile, &session_data, 1024 * 1024) != 0)
 		exit(EX_OTHER);
@@ -1372,7 +1433,7 @@ int main(int argc, char **argv)
 			o.headers[o.nheaders++] = optarg;
 			break;
 		case 'q': o.quiet = true; break;
-		case 'h':
+		case 'h': usage(stdout); return EX_OK;
 		default: die_usage("bad usage");
 		}
 	}
@@ -1433,6 +1494,7 @@ int main(int argc, char **argv)
 	}
 #if HAVE_TLS
 	gnutls_certificate_free_credentials(cred);
+	free_client_cert();
 	free(session_data.p);
 #endif
 	free(data.p);
