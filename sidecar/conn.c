@@ -175,7 +175,6 @@ void conn_close(struct conn *c, const char *why)
 	free(c);
 }
 
-/* Logs a refusal with the reason word of INTERFACE.md and closes. */
 /* The TLS alert that tells the peer why its certificate was refused. */
 static int refusal_alert(const char *reason)
 {
@@ -198,6 +197,8 @@ static int refusal_alert(const char *reason)
 	return -1;
 }
 
+/* Logs a refusal with the reason word of INTERFACE.md, tells the peer by an
+ * alert when there is one for it, and closes. */
 static void conn_refuse(struct conn *c, const char *reason, const char *detail)
 {
 	int alert = c->tls ? refusal_alert(reason) : -1;
@@ -243,7 +244,8 @@ static int maybe_finish(struct conn *c)
 		set_timer(c, DRAIN_SECS);
 	}
 	if (c->tls_eof && c->plain_eof)
-		return finish(c, c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
+		return finish(c, c->reason ? c->reason /* refused by the framer */
+				 : c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
 	if (c->plain_eof && !c->to_tls.len)
 		return finish(c, c->role == ROLE_IN ? "backend closed" : "legacy server closed");
 	if (c->tls_eof && c->pfd < 0 && !c->to_tls.len)
@@ -618,6 +620,16 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c),
 				 c->peer.text, m.reason, m.detail ? m.detail : "");
 			c->reason = m.reason;
+			if (c->state == CS_RELAY && c->pfd >= 0 && !c->plain_eof) {
+				/* read nothing more from the peer, but let the backend
+				 * answer what it already has: half-close it and relay
+				 * until it closes (bounded by DRAIN_SECS) */
+				c->tls_eof = c->tls_eof_first = 1;
+				io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0);
+				set_timer(c, DRAIN_SECS);
+				maybe_finish(c);
+				return -1;
+			}
 			conn_drain(c);
 			return -1;
 		}
@@ -878,7 +890,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		break;
 	}
 	if (c->want_close || c->tls_eof || c->plain_eof) {
-		conn_close(c, c->want_close ? (c->reason ? c->reason : "drain timeout") : "drain timeout");
+		conn_close(c, c->reason ? c->reason : "drain timeout");
 		return;
 	}
 	double idle = cfg_of(c)->idle_timeout, left = c->t_active + idle - ev_now(loop);
