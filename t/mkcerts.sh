@@ -56,6 +56,7 @@ if [ $# -ne 1 ] || [ -z "$1" ]; then
 	exit 2
 fi
 dir=$1
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 [ -f "$dir/.done" ] && exit 0
 if ! command -v certtool >/dev/null 2>&1; then
 	echo "mkcerts.sh: certtool not found (install gnutls-bin)" >&2
