@@ -81,6 +81,84 @@ static void buf_free(struct buf *b)
 	memset(b, 0, sizeof *b);
 }
 
+/* ---- TLS transport: read-ahead pull, vectored push -------------------- */
+
+/* Moves read-ahead bytes still in the loop's buffer to their connection. */
+static void ra_spill(struct sidecar *sc)
+{
+	if (sc->ra_owner && sc->ra_len)
+		buf_append(&sc->ra_owner->ra, sc->ra + sc->ra_off, sc->ra_len);
+	sc->ra_owner = NULL;
+	sc->ra_off = sc->ra_len = 0;
+}
+
+/* TLS bytes that were read from the socket but not yet handed to GnuTLS. */
+static int ra_pending(const struct conn *c)
+{
+	return c->ra.len || (c->sc->ra_owner == c && c->sc->ra_len);
+}
+
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct conn *c = ptr;
+	struct sidecar *sc = c->sc;
+	size_t n;
+	if (c->ra.len) {
+		n = len < c->ra.len ? len : c->ra.len;
+		memcpy(data, c->ra.d + c->ra.off, n);
+		buf_consume(&c->ra, n);
+		return (ssize_t)n;
+	}
+	if (sc->ra_owner == c && sc->ra_len) {
+		n = len < sc->ra_len ? len : sc->ra_len;
+		memcpy(data, sc->ra + sc->ra_off, n);
+		sc->ra_off += (uint32_t)n;
+		sc->ra_len -= (uint32_t)n;
+		return (ssize_t)n;
+	}
+	ra_spill(sc);
+	if (len >= RA_SIZE) {
+		ssize_t r = recv(c->tfd, data, len, 0);
+		if (r < 0)
+			gnutls_transport_set_errno(c->tls, errno);
+		return r;
+	}
+	ssize_t r = recv(c->tfd, sc->ra, RA_SIZE, 0);
+	if (r <= 0) {
+		if (r < 0)
+			gnutls_transport_set_errno(c->tls, errno);
+		return r;
+	}
+	n = (size_t)r < len ? (size_t)r : len;
+	memcpy(data, sc->ra, n);
+	if ((size_t)r > n) {
+		sc->ra_owner = c;
+		sc->ra_off = (uint32_t)n;
+		sc->ra_len = (uint32_t)((size_t)r - n);
+	}
+	return (ssize_t)n;
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+	struct conn *c = ptr;
+	struct msghdr mh;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = (struct iovec *)iov;
+	mh.msg_iovlen = (size_t)iovcnt;
+	ssize_t r = sendmsg(c->tfd, &mh, MSG_NOSIGNAL);
+	if (r < 0)
+		gnutls_transport_set_errno(c->tls, errno);
+	return r;
+}
+
+static void tls_transport(struct conn *c)
+{
+	gnutls_transport_set_ptr(c->tls, c);
+	gnutls_transport_set_pull_function(c->tls, tls_pull);
+	gnutls_transport_set_vec_push_function(c->tls, tls_push);
+}
+
 /* Sets the events an io watcher waits for (0 stops it). */
 static void io_want(struct conn *c, ev_io *w, int events)
 {
@@ -156,6 +234,11 @@ void conn_close(struct conn *c, const char *why)
 	buf_free(&c->to_plain);
 	buf_free(&c->to_tls);
 	buf_free(&c->in);
+	buf_free(&c->ra);
+	if (sc->ra_owner == c) {
+		sc->ra_owner = NULL;
+		sc->ra_len = 0;
+	}
 	free(c->sf);
 	free(c->identity);
 	free(c->idhdr);
@@ -246,6 +329,19 @@ static int maybe_finish(struct conn *c)
 	if (c->tls_eof && c->plain_eof)
 		return finish(c, c->reason ? c->reason /* refused by the framer */
 				 : c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
+	if (c->role == ROLE_OUT && c->plain_eof && !c->to_tls.len && !c->tls_eof && c->tls && c->hs_done) {
+		/* Outbound half-close: close_notify + FIN, then wait (bounded) for
+		 * the server to close. Closing now, with its bytes unread, would
+		 * reset the connection and lose ours still in flight. */
+		if (!c->tls_shut) {
+			c->tls_shut = 1;
+			(void)gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+			if (shutdown(c->tfd, SHUT_WR) < 0 && errno != ENOTCONN)
+				return finish(c, "shutdown failed");
+			set_timer(c, DRAIN_SECS);
+		}
+		return 0;
+	}
 	if (c->plain_eof && !c->to_tls.len)
 		return finish(c, c->role == ROLE_IN ? "backend closed" : "legacy server closed");
 	if (c->tls_eof && c->pfd < 0 && !c->to_tls.len)
@@ -415,6 +511,7 @@ static void handshake_done(struct conn *c)
 static void do_handshake(struct conn *c)
 {
 	int r = gnutls_handshake(c->tls);
+	ra_spill(c->sc); /* records that came with the last flight stay with c */
 	if (r == 0) {
 		handshake_done(c);
 		return;
@@ -642,7 +739,17 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 
 /* Reads from the TLS peer until it would block, the budget is spent, or
  * the plaintext side is backed up. Returns -1 if c was closed. */
+static int tls_read_some(struct conn *c);
+
 static int tls_read(struct conn *c)
+{
+	struct sidecar *sc = c->sc;
+	int r = tls_read_some(c);
+	ra_spill(sc);
+	return r;
+}
+
+static int tls_read_some(struct conn *c)
 {
 	struct sidecar *sc = c->sc;
 	for (int i = 0; i < READ_BUDGET; i++) {
@@ -693,6 +800,10 @@ static int tls_read(struct conn *c)
 			} else {
 				buf_consume(&c->in, (size_t)used);
 			}
+			/* Level-triggered epoll wakes us for what the socket still
+			 * holds: no recv() just to learn it would block. */
+			if (!gnutls_record_check_pending(c->tls) && !ra_pending(c))
+				return 0;
 			continue;
 		}
 		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
@@ -786,7 +897,7 @@ static int plain_flush(struct conn *c)
 	if (!c->tls_eof && !c->want_close && c->state == CS_RELAY) {
 		io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
 		/* records GnuTLS already holds will not wake the loop again */
-		if (gnutls_record_check_pending(c->tls) > 0 && tls_read(c) < 0)
+		if ((gnutls_record_check_pending(c->tls) > 0 || ra_pending(c)) && tls_read(c) < 0)
 			return -1;
 	}
 	return maybe_finish(c);
@@ -859,6 +970,10 @@ static void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				c->bytes_out += (size_t)r;
 				c->msgs_out += msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
 				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);
+			} else if (r == 0 && c->to_tls.len) {
+				/* wrote, then half-closed: deliver what is held, then close */
+				c->plain_eof = 1;
+				io_want(c, &c->pio, 0);
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				conn_close(c, "legacy server closed before the handshake");
 			}
@@ -907,7 +1022,7 @@ static void start_relay(struct conn *c)
 {
 	c->state = CS_RELAY;
 	set_timer(c, cfg_of(c)->idle_timeout);
-	io_want(c, &c->pio, EV_READ | (c->to_plain.len ? EV_WRITE : 0));
+	io_want(c, &c->pio, (c->plain_eof ? 0 : EV_READ) | (c->to_plain.len ? EV_WRITE : 0));
 	io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
 	if (c->to_plain.len && plain_flush(c) < 0)
 		return;
@@ -1086,7 +1201,7 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 									     : GNUTLS_CERT_REQUEST);
 		gnutls_handshake_set_timeout(c->tls, 0);
 		gnutls_session_set_ptr(c->tls, c);
-		gnutls_transport_set_int(c->tls, fd);
+		tls_transport(c);
 		ev_io_set(&c->tio, fd, EV_READ);
 		set_timer(c, c->gen->cfg->handshake_timeout);
 		do_handshake(c); /* the ClientHello is often already there */
@@ -1119,7 +1234,7 @@ static void out_start_tls(struct conn *c)
 					   save_ticket);
 	gnutls_handshake_set_timeout(c->tls, 0);
 	gnutls_session_set_ptr(c->tls, c);
-	gnutls_transport_set_int(c->tls, c->tfd);
+	tls_transport(c);
 	(void)sc;
 }
 

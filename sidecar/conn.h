@@ -48,6 +48,7 @@ struct conn {
 	double t_start, t_active;
 	struct addr peer;            /* TLS peer (in) or server (out) */
 	struct buf to_plain, to_tls, in;
+	struct buf ra;               /* TLS bytes read ahead, not yet taken by GnuTLS */
 	uint32_t tls_inflight;       /* size of a gnutls_record_send to repeat */
 	struct sipframe *sf;         /* NULL when framing is off */
 	uint64_t bytes_in, bytes_out;   /* in: from TLS peer; out: to TLS peer */
@@ -67,6 +68,9 @@ struct conn {
 void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents);
 /* Accept callback for [connect] sockets (outbound: plaintext in, TLS out). */
 void conn_accept_plain(struct ev_loop *loop, ev_io *w, int revents);
+/* Size of the loop's TLS read-ahead buffer. */
+#define RA_SIZE (16384 + 2048 + 5)
+
 /* Closes and frees c: the only way a connection ends. */
 void conn_close(struct conn *c, const char *why);
 /* Begins a graceful stop of c: flush what is pending, then close. */

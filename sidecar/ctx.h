@@ -54,6 +54,13 @@ struct sidecar {
 	unsigned long nconns;
 	char *scratch;              /* one read buffer for the whole loop */
 	size_t scratch_size;
+	/* TLS read-ahead: one recv() fetches a whole record (or several)
+	 * instead of GnuTLS's header-then-body pair of reads. Bytes GnuTLS did
+	 * not take yet wait here for the connection that read them, and move
+	 * to that connection's own buffer before the loop runs anything else. */
+	char *ra;
+	uint32_t ra_off, ra_len;
+	struct conn *ra_owner;
 	gnutls_datum_t ticket_key;  /* TLS session ticket master key (rotated by GnuTLS) */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer stop_timer, watchdog, daily;

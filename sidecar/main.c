@@ -233,6 +233,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sc.scratch_size = 64 * 1024;
 	sc.scratch = xmalloc(sc.scratch_size);
+	sc.ra = xmalloc(RA_SIZE);
 	if ((r = gnutls_session_ticket_key_generate(&sc.ticket_key)) < 0) {
 		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
 		return 1;
@@ -285,6 +286,7 @@ int main(int argc, char **argv)
 	gen_unref(sc.gen);
 	gnutls_free(sc.ticket_key.data);
 	free(sc.scratch);
+	free(sc.ra);
 	gnutls_global_deinit();
 	return 0;
 }
