@@ -45,15 +45,15 @@ static int check_config(const char *path)
 	struct diag d = { 0 }, w = { 0 };
 	struct config *cfg = config_load(path, &d);
 	struct gen *g = cfg ? gen_build(cfg, &d, &w) : NULL;
-	if (g) {
-		struct diag e = { 0 };
+	struct diag e = { 0 };
+	if (g)
 		gen_expiry_check(g, 30, &w, &e);
-		for (size_t i = 0; i < e.n; i++)
-			diag_add(&w, NULL, 0, "%s", e.msg[i]);
-		diag_free(&e);
-	}
 	for (size_t i = 0; i < d.n; i++)
 		fprintf(stderr, "%s\n", d.msg[i]);
+	/* expired CAs and stale CRLs: loud, but the configuration still loads */
+	for (size_t i = 0; i < e.n; i++)
+		fprintf(stderr, "error: %s\n", e.msg[i]);
+	diag_free(&e);
 	for (size_t i = 0; i < w.n; i++)
 		fprintf(stderr, "warning: %s\n", w.msg[i]);
 	int ok = g != NULL;

@@ -10,7 +10,8 @@
 #    reload and from -t (which still exits 0); an expired CA in a `ca` bundle
 #    is logged as an error but does not stop the daemon (the other CAs keep
 #    working and a client of the expired CA is refused); an expired own
-#    certificate or a CRL past its nextUpdate makes the configuration unusable.
+#    certificate makes the configuration unusable; a CRL past its nextUpdate loads
+#    with an error (it still revokes what it lists).
 # SPDX-License-Identifier: MIT
 # shellcheck disable=SC2154,SC2119 # BACKEND_*_<NAME> come from start_backend; reload_sidecar takes no script args
 
@@ -254,7 +255,16 @@ key = $CERTS/server.key
 client-auth = require
 ca = $CERTS/ca.crt
 crl = $K/old.crl"
-ok_status 1 "-t: a CRL past its nextUpdate makes the configuration unusable" "$SIDECAR" -t -c "$CONF"
-like "$CF:[0-9]+: CRL .*old\.crl not usable" "$(cat "$T_OUT")" "... naming it"
+# A stale CRL still revokes what it lists: the configuration loads (so a
+# certificate rotation is never blocked by it) and -t says it is stale.
+ok_status 0 "-t: a CRL past its nextUpdate still loads" "$SIDECAR" -t -c "$CONF"
+like "error: $CF:[0-9]+: CRL .*old\.crl \(.*\) is past its nextUpdate" "$(cat "$T_OUT")" "... with an error naming it"
+conf "allow-root = yes" "cert = $CERTS/server.crt
+key = $CERTS/server.key
+client-auth = require
+ca = $CERTS/ca.crt
+crl = $CERTS/ca2.crl"
+ok_status 1 "-t: a CRL signed by another CA makes the configuration unusable" "$SIDECAR" -t -c "$CONF"
+like "$CF:[0-9]+: CRL .*ca2\.crl is not signed by a CA of this section" "$(cat "$T_OUT")" "... naming it"
 
 done_testing
