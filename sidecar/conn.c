@@ -210,6 +210,20 @@ static const struct config *cfg_of(const struct conn *c)
 
 /* ---- closing ------------------------------------------------------------ */
 
+/*
+ * Closes a socket whose peer may still have bytes on the way: what already
+ * arrived is read and dropped first, since close() with unread data sends a
+ * reset, which can destroy the last bytes we sent (our response, the
+ * close_notify) before the peer reads them.
+ */
+static void drain_close(struct sidecar *sc, int fd, int saw_eof)
+{
+	for (int i = 0; !saw_eof && i < 4; i++)
+		if (recv(fd, sc->scratch, sc->scratch_size, MSG_DONTWAIT) <= 0)
+			break;
+	close(fd);
+}
+
 void conn_close(struct conn *c, const char *why)
 {
 	struct sidecar *sc = c->sc;
@@ -228,9 +242,9 @@ void conn_close(struct conn *c, const char *why)
 	if (c->tls)
 		gnutls_deinit(c->tls);
 	if (c->tfd >= 0)
-		close(c->tfd);
+		drain_close(sc, c->tfd, c->tls_eof);
 	if (c->pfd >= 0)
-		close(c->pfd);
+		drain_close(sc, c->pfd, c->plain_eof);
 	buf_free(&c->to_plain);
 	buf_free(&c->to_tls);
 	buf_free(&c->in);
@@ -329,10 +343,12 @@ static int maybe_finish(struct conn *c)
 	if (c->tls_eof && c->plain_eof)
 		return finish(c, c->reason ? c->reason /* refused by the framer */
 				 : c->tls_eof_first ? "peer closed" : c->role == ROLE_IN ? "backend closed" : "legacy server closed");
-	if (c->role == ROLE_OUT && c->plain_eof && !c->to_tls.len && !c->tls_eof && c->tls && c->hs_done) {
-		/* Outbound half-close: close_notify + FIN, then wait (bounded) for
-		 * the server to close. Closing now, with its bytes unread, would
-		 * reset the connection and lose ours still in flight. */
+	if (c->plain_eof && !c->to_tls.len && !c->tls_eof && c->tls && c->hs_done && c->state == CS_RELAY) {
+		/* The plaintext side closed: close_notify + FIN, then wait (bounded)
+		 * for the TLS peer to close, still relaying what it sends (the
+		 * plaintext side may have closed only its sending half). Closing
+		 * now, with the peer's bytes unread, would reset the connection
+		 * and could destroy our last bytes still in flight. */
 		if (!c->tls_shut) {
 			c->tls_shut = 1;
 			(void)gnutls_bye(c->tls, GNUTLS_SHUT_WR);
@@ -806,8 +822,14 @@ static int tls_read_some(struct conn *c)
 				return 0;
 			continue;
 		}
-		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			/* GnuTLS also says AGAIN after a post-handshake message (a
+			 * TLS 1.3 session ticket), even with records waiting in our
+			 * read-ahead, which no socket event would bring back */
+			if (ra_pending(c) || gnutls_record_check_pending(c->tls))
+				continue;
 			return 0;
+		}
 		if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
 			c->tls_eof = 1;
 			c->tls_eof_first = !c->plain_eof;
