@@ -42,12 +42,14 @@ cat > "$dir/sip-sidecar.conf" <<CONF
 [global]
 allow-root = yes            # demo only: a real deployment sets user/group
 log-level = info
+max-connections = 1000
 
 [listen clients]            # TLS from SIP clients
 bind = 127.0.0.1:$tls
 backend = 127.0.0.1:$backend
 cert = $dir/certs/server.crt
 key = $dir/certs/server.key
+identity-header = X-TLS-Peer-Identity   # clients are anonymous: any such header is removed
 
 [listen peers]              # MTLS from peer SIP servers
 bind = 127.0.0.1:$mtls
