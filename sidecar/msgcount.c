@@ -20,6 +20,8 @@ static int header_line(struct msgcount *m)
 	if (n == 0 && !m->linefull)
 		return 1;
 	size_t k = 0;
+	if ((l[0] | 0x20) != 'c' && (l[0] | 0x20) != 'l')
+		return 0; /* the common case: neither Content-Length nor l */
 	if (n >= 15 && !strncasecmp(l, "content-length", 14))
 		k = 14;
 	else if (n >= 2 && (l[0] == 'l' || l[0] == 'L') && (l[1] == ':' || l[1] == ' ' || l[1] == '\t'))

@@ -202,6 +202,8 @@ static int scan_start_line(struct sipframe *f, const char *buf, size_t lim)
 			}
 			break;
 		case SL_REASON: /* any text without CTLs but HTAB */
+			while (!(cclass[c] & C_CTL) && i + 1 < lim)
+				c = UC(buf[++i]);
 			if (c == '\r') {
 				st = SL_CR;
 				n = 0; /* a response */
@@ -215,6 +217,8 @@ static int scan_start_line(struct sipframe *f, const char *buf, size_t lim)
 			st = SL_URI;
 			break;
 		case SL_URI:
+			while (!(cclass[c] & C_CTL) && c != ' ' && i + 1 < lim)
+				c = UC(buf[++i]);
 			if (c == ' ') {
 				st = SL_RVER;
 				n = 0;
@@ -374,18 +378,22 @@ static int header_line(struct sipframe *f, const char *buf, size_t ls, size_t lf
 		if (fold_line(f, lf) < 0)
 			return -1;
 	} else {
-		colon = memchr(buf + ls, ':', cend - ls);
-		if (!colon)
-			return fail(f, 400, "header without colon");
-		ne = (size_t)(colon - buf);
-		while (ne > ls && IS_WSP(buf[ne - 1]))
-			ne--;
+		/* one pass: the name's token characters, white space, the colon */
+		ne = ls;
+		while (ne < cend && (cclass[UC(buf[ne])] & C_TOKEN))
+			ne++;
 		nlen = ne - ls;
+		size_t c = ne;
+		while (c < cend && IS_WSP(buf[c]))
+			c++;
+		if (c == cend || buf[c] != ':') {
+			if (!memchr(buf + c, ':', cend - c))
+				return fail(f, 400, "header without colon");
+			return fail(f, 400, "bad header name");
+		}
 		if (nlen == 0)
 			return fail(f, 400, "empty header name");
-		for (size_t i = ls; i < ne; i++)
-			if (!(cclass[UC(buf[i])] & C_TOKEN))
-				return fail(f, 400, "bad header name");
+		colon = buf + c;
 
 		f->in_strip = 0;
 		if (nlen == f->strip_name_len && eq_nocase2(buf + ls, f->strip_name, nlen)) {
@@ -425,10 +433,10 @@ static int header_line(struct sipframe *f, const char *buf, size_t ls, size_t lf
  * line: a NUL, or a CR anywhere but at end - 1 (which is either the CR of
  * the CRLF or the last byte available). NULL if there is none.
  */
-static const char *bad_byte(const char *buf, size_t from, size_t end)
+static const char *bad_byte(const char *buf, size_t from, size_t end, const char *nul)
 {
 	size_t crend = end > from ? end - 1 : from;
-	const char *z = memchr(buf + from, '\0', end - from);
+	const char *z = nul && nul < buf + end ? nul : NULL; /* nul >= buf + from */
 	const char *r = memchr(buf + from, '\r', crend - from);
 
 	if (z && r)
@@ -443,11 +451,13 @@ static const char *bad_byte(const char *buf, size_t from, size_t end)
  */
 static int scan_headers(struct sipframe *f, const char *buf, size_t lim)
 {
+	/* the first NUL of what is new: one search per call, not per line */
+	const char *nul = memchr(buf + f->scanned, '\0', lim - f->scanned);
 	for (;;) {
 		size_t from = f->scanned;
 		const char *nl = memchr(buf + from, '\n', lim - from);
 		size_t end = nl ? (size_t)(nl - buf) : lim;
-		const char *bad = bad_byte(buf, from, end);
+		const char *bad = bad_byte(buf, from, end, nul);
 		size_t lf;
 		int rc;
 
