@@ -386,9 +386,9 @@ static void test_tls_client_cert(void)
 	is_int(1, d.nssl, "one PP2_TYPE_SSL");
 	ok(d.client & PP2_CLIENT_SSL, "client has PP2_CLIENT_SSL");
 	ok(d.client & PP2_CLIENT_CERT_CONN, "client has PP2_CLIENT_CERT_CONN (certificate on this connection)");
-	/* Not asserted (see the report): the spec's PP2_CLIENT_CERT_SESS ("provided a
-	 * certificate at least once over the TLS session") is also true here, and
-	 * haproxy sets it; pp2_build leaves it clear on a full handshake. */
+	/* the spec's PP2_CLIENT_CERT_SESS: "provided a certificate at least once
+	 * over the TLS session", true on the connection that provided it */
+	ok(d.client & PP2_CLIENT_CERT_SESS, "client has PP2_CLIENT_CERT_SESS");
 	is_int(0, d.client & ~(PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS), "no undefined client bits");
 	is_int(0, d.verify, "verify 0 = verified");
 	is_str("TLSv1.2", d.version_s.s, "SSL_VERSION");
@@ -406,8 +406,7 @@ static void test_tls_client_cert(void)
 	ok(d.err == NULL, "resumed: decodes cleanly");
 	ok((d.client & PP2_CLIENT_SSL) && (d.client & PP2_CLIENT_CERT_SESS),
 	   "resumed: PP2_CLIENT_SSL and PP2_CLIENT_CERT_SESS");
-	/* Not asserted (see the report): PP2_CLIENT_CERT_CONN should be clear on a
-	 * resumed connection (no certificate was sent over it); pp2_build sets it. */
+	ok(!(d.client & PP2_CLIENT_CERT_CONN), "resumed: no PP2_CLIENT_CERT_CONN (no certificate on this connection)");
 	is_str("sip.partner.example.net", d.cn_s.s, "resumed: SSL_CN");
 
 	/* resumed without a client certificate: no certificate bits at all */
