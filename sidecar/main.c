@@ -185,6 +185,20 @@ static int write_pid_file(const char *path)
 	return 0;
 }
 
+/* Releases everything the runtime context holds; returns code. */
+static int sidecar_exit(struct sidecar *sc, int code)
+{
+	resolver_free(sc);
+	metrics_close(sc);
+	listeners_close_all(sc);
+	gen_unref(sc->gen);
+	gnutls_free(sc->ticket_key.data);
+	free(sc->scratch);
+	free(sc->ra);
+	gnutls_global_deinit();
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = DEFAULT_CONF;
@@ -236,20 +250,20 @@ int main(int argc, char **argv)
 	sc.ra = xmalloc(RA_SIZE);
 	if ((r = gnutls_session_ticket_key_generate(&sc.ticket_key)) < 0) {
 		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
-		return 1;
+		return sidecar_exit(&sc, 1);
 	}
 	if (resolver_init(&sc) < 0) {
 		log_err("cannot start the resolver");
-		return 1;
+		return sidecar_exit(&sc, 1);
 	}
 	if (sidecar_load_initial(&sc) < 0)
-		return 1;
+		return sidecar_exit(&sc, 1);
 	const struct config *cfg = sc.gen->cfg;
 	raise_nofile(cfg->max_connections);
 	if (cfg->pid_file && write_pid_file(cfg->pid_file) < 0)
-		return 1;
+		return sidecar_exit(&sc, 1);
 	if (drop_privileges(cfg) < 0)
-		return 1;
+		return sidecar_exit(&sc, 1);
 	if (cfg->workers > 1)
 		log_info("workers = %lu: this build runs one event loop", cfg->workers);
 
@@ -280,13 +294,5 @@ int main(int argc, char **argv)
 	log_info("stopped");
 	if (sc.gen->cfg->pid_file)
 		(void)unlink(sc.gen->cfg->pid_file);
-	resolver_free(&sc);
-	metrics_close(&sc);
-	listeners_close_all(&sc);
-	gen_unref(sc.gen);
-	gnutls_free(sc.ticket_key.data);
-	free(sc.scratch);
-	free(sc.ra);
-	gnutls_global_deinit();
-	return 0;
+	return sidecar_exit(&sc, 0);
 }

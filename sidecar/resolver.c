@@ -29,6 +29,7 @@ struct resolve_req {
 
 struct resolver {
 	pthread_mutex_t mu;
+	unsigned pending;       /* requests not yet delivered */
 	struct resolve_req *done;
 	ev_async async;
 	struct ev_loop *loop;
@@ -45,6 +46,9 @@ static void deliver_done(struct ev_loop *loop, ev_async *w, int revents)
 	while (list) {
 		struct resolve_req *r = list;
 		list = r->next;
+		pthread_mutex_lock(&rs->mu);
+		rs->pending--;
+		pthread_mutex_unlock(&rs->mu);
 		if (r->conn)
 			conn_resolved(r->conn, r->ai, r->err);
 		else if (r->ai)
@@ -108,8 +112,14 @@ void resolver_free(struct sidecar *sc)
 		return;
 	ev_ref(sc->loop);
 	ev_async_stop(sc->loop, &rs->async);
-	/* threads still running keep their request; the process is ending */
 	sc->resolver = NULL;
+	pthread_mutex_lock(&rs->mu);
+	unsigned pending = rs->pending;
+	pthread_mutex_unlock(&rs->mu);
+	if (pending)
+		return; /* a lookup thread still holds it; the process is ending */
+	pthread_mutex_destroy(&rs->mu);
+	free(rs);
 }
 
 struct resolve_req *resolver_start(struct sidecar *sc, struct conn *c, const char *host, const char *port)
@@ -119,6 +129,9 @@ struct resolve_req *resolver_start(struct sidecar *sc, struct conn *c, const cha
 	r->conn = c;
 	r->host = xstrdup(host);
 	r->port = xstrdup(port);
+	pthread_mutex_lock(&r->rs->mu);
+	r->rs->pending++;
+	pthread_mutex_unlock(&r->rs->mu);
 	struct in6_addr probe;
 	if (inet_pton(AF_INET, host, &probe) == 1 || inet_pton(AF_INET6, host, &probe) == 1) {
 		lookup(r, AI_NUMERICHOST); /* no DNS involved: answer at once */
