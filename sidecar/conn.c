@@ -263,6 +263,7 @@ void conn_close(struct conn *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	sc->nconns--;
+	__atomic_sub_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
 	sc->st.closed++;
 	sc->st.bytes_in += c->bytes_in;
 	sc->st.bytes_out += c->bytes_out;
@@ -1145,6 +1146,7 @@ static struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_rol
 		sc->conns->prev = c;
 	sc->conns = c;
 	sc->nconns++;
+	__atomic_add_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
 	int framing = role == ROLE_IN ? c->gen->cfg->listen[c->idx].sip_framing
 				      : c->gen->cfg->connect[c->idx].sip_framing;
 	if (framing) {
@@ -1169,12 +1171,13 @@ static int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 	}
 	addr_format(peer);
 	sc->st.accepted++;
-	if (sc->nconns >= sc->gen->cfg->max_connections || sc->stopping) {
+	unsigned long open = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
+	if (open >= sc->gen->cfg->max_connections || sc->stopping) {
 		double now = ev_now(sc->loop);
 		metrics_refused(sc, "too many connections");
 		if (now - sc->last_refuse_log >= 1.0) {
 			log_warn("%s=%s peer=%s refused: too many connections (%lu open%s)",
-				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, sc->nconns,
+				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, open,
 				 sc->refuse_suppressed ? ", more refusals not logged" : "");
 			sc->last_refuse_log = now;
 			sc->refuse_suppressed = 0;

@@ -7,6 +7,7 @@
 
 #include <ev.h>
 #include <gnutls/gnutls.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "tls.h"
@@ -43,7 +44,16 @@ struct stats {
 	uint64_t refused_by_reason[16]; /* indexed like metrics_reasons */
 };
 
-/* The daemon's runtime context: the only mutable state it has. */
+typedef int (*worker_fn)(struct sidecar *w, void *arg);
+
+/*
+ * The daemon's runtime context: the only mutable state it has. With one
+ * worker, one context does everything on the default loop. With N workers,
+ * the main context keeps signals, reloads, metrics and systemd on the
+ * default loop, and each worker thread has a context of its own (loop,
+ * listening sockets bound with SO_REUSEPORT, connections, buffers, counters)
+ * that the main context reaches only through worker_call().
+ */
 struct sidecar {
 	struct ev_loop *loop;
 	const char *conf_path;
@@ -74,6 +84,21 @@ struct sidecar {
 	struct resolver *resolver;
 	struct metrics *metrics;
 	int is_root_ok;
+	/* workers */
+	struct sidecar **workers;   /* main: the contexts that accept (itself when one) */
+	struct sidecar *workers_first; /* workers[0], known to each worker */
+	unsigned nworkers;
+	unsigned long *total_conns; /* shared count for max-connections (atomic) */
+	unsigned long total_conns_store;
+	int reuseport;              /* listening sockets use SO_REUSEPORT */
+	int threaded;               /* this context runs in a thread of its own */
+	pthread_t thread;
+	ev_async call_async;
+	pthread_mutex_t call_mu;
+	pthread_cond_t call_cv;
+	worker_fn call_fn;
+	void *call_arg;
+	int call_done, call_rc;
 };
 
 #endif

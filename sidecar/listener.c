@@ -20,13 +20,16 @@
 #define BACKLOG 4096
 
 /* Opens a non-blocking listening socket on a; returns the fd or -1 (errno). */
-static int bind_socket(const struct addr *a)
+static int bind_socket(const struct addr *a, int reuseport)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto fail;
+	/* several workers: one socket each, the kernel spreads connections */
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
 		goto fail;
 	if (a->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
 		goto fail;
@@ -65,7 +68,7 @@ static void lsock_free(struct sidecar *sc, struct lsock *ls)
 static int add_new(struct sidecar *sc, enum lsock_kind kind, const struct addr *a, const char *name,
 		   unsigned line, const char *file, struct diag *d)
 {
-	int fd = bind_socket(a);
+	int fd = bind_socket(a, sc->reuseport);
 	if (fd < 0) {
 		diag_add(d, file, line, "cannot listen on %s for [%s %s]: %s", a->text,
 			 kind == LSOCK_LISTEN ? "listen" : "connect", name, strerror(errno));
@@ -109,7 +112,13 @@ int listeners_prepare(struct sidecar *sc, struct gen *g, struct diag *d)
 	}
 	if (!bad)
 		return 0;
-	/* roll back: close only what this call bound */
+	listeners_rollback(sc);
+	return -1;
+}
+
+void listeners_rollback(struct sidecar *sc)
+{
+	/* close only what the last prepare bound */
 	struct lsock **pp = &sc->lsocks;
 	while (*pp) {
 		struct lsock *ls = *pp;
@@ -120,7 +129,6 @@ int listeners_prepare(struct sidecar *sc, struct gen *g, struct diag *d)
 			pp = &ls->next;
 		}
 	}
-	return -1;
 }
 
 static void append(char *what, size_t whatsz, const char *fmt, const char *kind, const char *name,
@@ -132,7 +140,7 @@ static void append(char *what, size_t whatsz, const char *fmt, const char *kind,
 	snprintf(what + n, whatsz - n, fmt, n ? "; " : "", kind, name, addr);
 }
 
-void listeners_commit(struct sidecar *sc, char *what, size_t whatsz)
+void listeners_commit(struct sidecar *sc, int verbose, char *what, size_t whatsz)
 {
 	const struct config *cfg = sc->gen->cfg;
 	struct lsock **pp = &sc->lsocks;
@@ -140,7 +148,8 @@ void listeners_commit(struct sidecar *sc, char *what, size_t whatsz)
 		struct lsock *ls = *pp;
 		const char *kind = ls->kind == LSOCK_LISTEN ? "listen" : "connect";
 		if (!ls->keep) {
-			log_info("%s=%s closed listener on %s", kind, ls->name, ls->bind.text);
+			if (verbose)
+				log_info("%s=%s closed listener on %s", kind, ls->name, ls->bind.text);
 			append(what, whatsz, "%sremoved [%s %s] %s", kind, ls->name, ls->bind.text);
 			*pp = ls->next;
 			lsock_free(sc, ls);
@@ -160,9 +169,9 @@ void listeners_commit(struct sidecar *sc, char *what, size_t whatsz)
 		}
 		if (ls->keep == 2) {
 			ev_io_start(sc->loop, &ls->io);
-			log_info("%s=%s listening on %s", kind, ls->name, ls->bind.text);
-			if (sc->next_gen_id > 1)
-				append(what, whatsz, "%sadded [%s %s] %s", kind, ls->name, ls->bind.text);
+			if (verbose)
+				log_info("%s=%s listening on %s", kind, ls->name, ls->bind.text);
+			append(what, whatsz, "%sadded [%s %s] %s", kind, ls->name, ls->bind.text);
 			ls->keep = 1;
 		}
 		pp = &ls->next;

@@ -17,9 +17,11 @@ int listeners_prepare(struct sidecar *sc, struct gen *g, struct diag *d);
 /*
  * Phase 2, after sc->gen = g: points every socket at its section in g,
  * starts the new ones, closes those g no longer names. Appends a summary of
- * added/removed listeners to what (may be NULL).
+ * added/removed listeners to what (may be NULL); logs them when verbose.
  */
-void listeners_commit(struct sidecar *sc, char *what, size_t whatsz);
+void listeners_commit(struct sidecar *sc, int verbose, char *what, size_t whatsz);
+/* Undoes the last listeners_prepare() that succeeded (another worker's failed). */
+void listeners_rollback(struct sidecar *sc);
 /* Stops and closes every listening socket (shutdown). */
 void listeners_close_all(struct sidecar *sc);
 

@@ -23,6 +23,7 @@
 #include "reload.h"
 #include "resolver.h"
 #include "sdnotify.h"
+#include "workers.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -113,15 +114,40 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 		sidecar_reload(sc);
 }
 
+/* In each worker: stop accepting; connections still in their handshake
+ * carry no call yet and go now. */
+static int stop_accepting(struct sidecar *w, void *arg)
+{
+	(void)arg;
+	w->stopping = 1;
+	listeners_close_all(w);
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->hs_done)
+			conn_close(c, "shutdown");
+	}
+	return 0;
+}
+
+/* In each worker: the shutdown-timeout is over. */
+static int close_all(struct sidecar *w, void *arg)
+{
+	(void)arg;
+	while (w->conns)
+		conn_close(w->conns, "shutdown");
+	return 0;
+}
+
 static void stop_check(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sidecar *sc = w->data;
+	unsigned long open = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
 	(void)revents;
-	if (sc->nconns == 0 || ev_now(loop) >= sc->stop_deadline) {
-		if (sc->nconns)
-			log_warn("shutdown-timeout reached: closing %lu connections", sc->nconns);
-		while (sc->conns)
-			conn_close(sc->conns, "shutdown");
+	if (open == 0 || ev_now(loop) >= sc->stop_deadline) {
+		if (open)
+			log_warn("shutdown-timeout reached: closing %lu connections", open);
+		for (unsigned i = 0; i < sc->nworkers; i++)
+			worker_call(sc->workers[i], close_all, NULL);
 		ev_break(loop, EVBREAK_ALL);
 	}
 }
@@ -134,15 +160,11 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	sc->stopping = 1;
 	sdn_notify("STOPPING=1");
-	log_info("stopping: %lu connections open, waiting up to %.1fs", sc->nconns, sc->gen->cfg->shutdown_timeout);
-	listeners_close_all(sc);
+	log_info("stopping: %lu connections open, waiting up to %.1fs",
+		 __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED), sc->gen->cfg->shutdown_timeout);
 	metrics_close(sc);
-	/* connections still in their handshake carry no call yet */
-	for (struct conn *c = sc->conns, *next; c; c = next) {
-		next = c->next;
-		if (!c->hs_done)
-			conn_close(c, "shutdown");
-	}
+	for (unsigned i = 0; i < sc->nworkers; i++)
+		worker_call(sc->workers[i], stop_accepting, NULL);
 	sc->stop_deadline = ev_now(loop) + sc->gen->cfg->shutdown_timeout;
 	ev_timer_init(&sc->stop_timer, stop_check, 0., 0.05);
 	sc->stop_timer.data = sc;
@@ -188,9 +210,12 @@ static int write_pid_file(const char *path)
 /* Releases everything the runtime context holds; returns code. */
 static int sidecar_exit(struct sidecar *sc, int code)
 {
+	workers_stop(sc); /* threads first: they hold references of their own */
 	resolver_free(sc);
 	metrics_close(sc);
 	listeners_close_all(sc);
+	while (sc->conns)
+		conn_close(sc->conns, "shutdown");
 	gen_unref(sc->gen);
 	gnutls_free(sc->ticket_key.data);
 	free(sc->scratch);
@@ -245,15 +270,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	sc.scratch_size = 64 * 1024;
-	sc.scratch = xmalloc(sc.scratch_size);
-	sc.ra = xmalloc(RA_SIZE);
 	if ((r = gnutls_session_ticket_key_generate(&sc.ticket_key)) < 0) {
 		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
-		return sidecar_exit(&sc, 1);
-	}
-	if (resolver_init(&sc) < 0) {
-		log_err("cannot start the resolver");
 		return sidecar_exit(&sc, 1);
 	}
 	if (sidecar_load_initial(&sc) < 0)
@@ -264,8 +282,6 @@ int main(int argc, char **argv)
 		return sidecar_exit(&sc, 1);
 	if (drop_privileges(cfg) < 0)
 		return sidecar_exit(&sc, 1);
-	if (cfg->workers > 1)
-		log_info("workers = %lu: this build runs one event loop", cfg->workers);
 
 	ev_signal_init(&sc.sighup, on_sighup, SIGHUP);
 	ev_signal_init(&sc.sigterm, on_sigterm, SIGTERM);

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "workers.h"
 
 const char *const metrics_reasons[METRICS_NREASONS] = {
 	"expired", "not yet valid", "unknown ca", "revoked", "name mismatch", "not allowed", "no certificate",
@@ -71,13 +72,16 @@ static char *render(struct sidecar *sc, size_t *out_len)
 {
 	size_t len = 0, cap = 8192;
 	char *b = xmalloc(cap);
-	const struct stats *st = &sc->st;
+	struct stats sum;
+	workers_stats(sc, &sum);
+	const struct stats *st = &sum;
 #define C(name, help, v)                                                                                   \
 	put(&b, &len, &cap, "# HELP sip_sidecar_" name " " help "\n# TYPE sip_sidecar_" name " counter\n"  \
 			    "sip_sidecar_" name " %llu\n",                                                 \
 	    (unsigned long long)(v))
 	put(&b, &len, &cap, "# HELP sip_sidecar_connections Open connections.\n# TYPE sip_sidecar_connections gauge\n"
-			    "sip_sidecar_connections %lu\n", sc->nconns);
+			    "sip_sidecar_connections %lu\n",
+	    __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED));
 	C("accepted_total", "TCP connections accepted.", st->accepted);
 	C("handshakes_total", "TLS handshakes completed and admitted.", st->handshakes);
 	C("resumed_total", "Admitted handshakes that resumed a session.", st->resumed);
@@ -86,8 +90,8 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	C("bytes_out_total", "Bytes sent to TLS peers (closed connections).", st->bytes_out);
 	C("messages_in_total", "SIP messages from TLS peers (closed connections).", st->msgs_in);
 	C("messages_out_total", "SIP messages to TLS peers (closed connections).", st->msgs_out);
-	C("reloads_ok_total", "Successful reloads.", st->reloads_ok);
-	C("reloads_failed_total", "Failed reloads.", st->reloads_failed);
+	C("reloads_ok_total", "Successful reloads.", sc->st.reloads_ok);
+	C("reloads_failed_total", "Failed reloads.", sc->st.reloads_failed);
 	put(&b, &len, &cap, "# HELP sip_sidecar_refused_total Connections refused, by reason.\n"
 			    "# TYPE sip_sidecar_refused_total counter\n");
 	for (size_t i = 0; i < METRICS_NREASONS; i++)

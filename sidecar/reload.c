@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "listener.h"
@@ -13,6 +14,7 @@
 #include "metrics.h"
 #include "reload.h"
 #include "sdnotify.h"
+#include "workers.h"
 
 #define EXPIRY_WARN_DAYS 30
 
@@ -42,13 +44,97 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 	return g;
 }
 
+/* What a reload hands each worker. */
+struct apply {
+	struct gen *g;
+	struct diag *d;
+	char *what;          /* worker 0 describes listener changes here */
+	size_t whatsz;
+	unsigned long dropped;
+};
+
+/* In the worker: binds what g adds (phase 1). */
+static int prepare_fn(struct sidecar *w, void *arg)
+{
+	struct apply *a = arg;
+	return listeners_prepare(w, a->g, a->d);
+}
+
+/* In the worker: undoes phase 1 (another worker failed). */
+static int rollback_fn(struct sidecar *w, void *arg)
+{
+	(void)arg;
+	listeners_rollback(w);
+	return 0;
+}
+
+/* In the worker: g becomes current (phase 2), listeners follow, and
+ * established MTLS connections answer to the new trust (caller 3). */
+static int commit_fn(struct sidecar *w, void *arg)
+{
+	struct apply *a = arg;
+	struct gen *old = w->gen;
+	int first = w == w->workers_first;
+	gen_ref(a->g);
+	w->gen = a->g;
+	listeners_commit(w, first, first ? a->what : NULL, a->whatsz);
+	for (struct conn *c = w->conns, *next; old && c; c = next) {
+		next = c->next;
+		if (c->hs_done && (c->role == ROLE_OUT || c->gen->cfg->listen[c->idx].client_auth != CLIENT_AUTH_NONE))
+			a->dropped += conn_recheck(c) < 0;
+	}
+	gen_unref(old);
+	return 0;
+}
+
+/*
+ * Makes g current everywhere, all or nothing: every worker binds its new
+ * sockets first; if one cannot, all roll back and nothing changes. Takes
+ * over the caller's reference to g on success. Returns 0 or -1 (d filled).
+ */
+static int apply_all(struct sidecar *sc, struct gen *g, struct diag *d, char *what, size_t whatsz,
+		     unsigned long *dropped)
+{
+	struct apply a = { g, d, what, whatsz, 0 };
+	unsigned i;
+	for (i = 0; i < sc->nworkers; i++)
+		if (worker_call(sc->workers[i], prepare_fn, &a) < 0)
+			break;
+	if (i < sc->nworkers) {
+		while (i-- > 0)
+			worker_call(sc->workers[i], rollback_fn, NULL);
+		return -1;
+	}
+	for (i = 0; i < sc->nworkers; i++)
+		worker_call(sc->workers[i], commit_fn, &a);
+	if (sc->workers[0] == sc) {
+		gen_unref(g); /* commit_fn took the context's own reference */
+	} else {
+		struct gen *old = sc->gen;
+		sc->gen = g;
+		gen_unref(old);
+	}
+	if (dropped)
+		*dropped = a.dropped;
+	return 0;
+}
+
 int sidecar_load_initial(struct sidecar *sc)
 {
 	struct diag d = { 0 };
 	struct gen *g = build(sc, &d);
-	if (g && listeners_prepare(sc, g, &d) < 0) {
-		gen_unref(g);
-		g = NULL;
+	if (g) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned n = g->cfg->workers ? (unsigned)g->cfg->workers : cpus > 0 ? (unsigned)cpus : 1;
+		if (workers_start(sc, n) < 0) {
+			gen_unref(g);
+			return -1;
+		}
+		g->id = ++sc->next_gen_id;
+		if (apply_all(sc, g, &d, NULL, 0, NULL) < 0) {
+			gen_unref(g);
+			g = NULL;
+		}
 	}
 	if (!g) {
 		for (size_t i = 0; i < d.n; i++)
@@ -56,10 +142,9 @@ int sidecar_load_initial(struct sidecar *sc)
 		diag_free(&d);
 		return -1;
 	}
-	g->id = ++sc->next_gen_id;
-	sc->gen = g;
-	log_set_level(g->cfg->log_level);
-	listeners_commit(sc, NULL, 0);
+	log_set_level(sc->gen->cfg->log_level);
+	if (sc->nworkers > 1)
+		log_info("%u workers, each with its own event loop", sc->nworkers);
 	if (metrics_apply(sc, &d) < 0) {
 		log_err("%s", d.msg[0]);
 		diag_free(&d);
@@ -105,11 +190,18 @@ int sidecar_reload(struct sidecar *sc)
 	char what[1024] = "";
 	sdn_reloading();
 	struct gen *g = build(sc, &d);
-	if (g && listeners_prepare(sc, g, &d) < 0) {
-		gen_unref(g);
-		g = NULL;
+	struct gen *old = sc->gen;
+	unsigned long dropped = 0;
+	gen_ref(old); /* for describing what changed */
+	if (g) {
+		g->id = sc->next_gen_id + 1;
+		if (apply_all(sc, g, &d, what, sizeof what, &dropped) < 0) {
+			gen_unref(g);
+			g = NULL;
+		}
 	}
 	if (!g) {
+		gen_unref(old);
 		sc->st.reloads_failed++;
 		log_err("reload failed: %s%s", d.n ? d.msg[0] : "unknown error",
 			d.n > 1 ? " (and more problems below)" : "");
@@ -120,22 +212,12 @@ int sidecar_reload(struct sidecar *sc)
 		diag_free(&d);
 		return -1;
 	}
-	struct gen *old = sc->gen;
-	g->id = ++sc->next_gen_id;
-	sc->gen = g;
+	sc->next_gen_id = g->id;
 	log_set_level(g->cfg->log_level);
-	listeners_commit(sc, what, sizeof what);
 	if (metrics_apply(sc, &d) < 0)
 		log_err("%s (metrics keep their old address)", d.msg[0]);
 	diag_free(&d);
 	describe_certs(old, g, what, sizeof what);
-	/* Caller 3: established MTLS connections answer to the new trust. */
-	unsigned long dropped = 0;
-	for (struct conn *c = sc->conns, *next; c; c = next) {
-		next = c->next;
-		if (c->hs_done && (c->role == ROLE_OUT || c->gen->cfg->listen[c->idx].client_auth != CLIENT_AUTH_NONE))
-			dropped += conn_recheck(c) < 0;
-	}
 	gen_unref(old);
 	sc->st.reloads_ok++;
 	log_info("reload ok: generation %lu; %s%s", g->id, what,
