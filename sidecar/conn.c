@@ -471,16 +471,40 @@ static int save_ticket(gnutls_session_t s, unsigned htype, unsigned when, unsign
 		       const gnutls_datum_t *msg)
 {
 	struct conn *c = gnutls_session_get_ptr(s);
+	struct sidecar *m = c->sc->main_ctx;
 	gnutls_datum_t d = { NULL, 0 };
-	if (!c->ls)
-		return 0; /* its [connect] was removed by a reload */
 	(void)htype, (void)when, (void)incoming, (void)msg;
-	if (gnutls_session_get_data2(s, &d) == 0) {
-		gnutls_free(c->ls->ticket.data);
-		c->ls->ticket = d;
-		c->ls->ticket_gen = c->gen->id;
+	if (gnutls_session_get_data2(s, &d) < 0)
+		return 0;
+	const char *name = section_name(c);
+	pthread_mutex_lock(&m->tickets_mu);
+	size_t i;
+	for (i = 0; i < m->ntickets; i++)
+		if (!strcmp(m->tickets[i].name, name))
+			break;
+	if (i == m->ntickets) {
+		m->tickets = xrealloc(m->tickets, (m->ntickets + 1) * sizeof *m->tickets);
+		m->tickets[m->ntickets].name = xstrdup(name);
+		m->tickets[m->ntickets++].data.data = NULL;
 	}
+	gnutls_free(m->tickets[i].data.data);
+	m->tickets[i].data = d;
+	pthread_mutex_unlock(&m->tickets_mu);
 	return 0;
+}
+
+/* Offers the newest session from this [connect]'s server for resumption. */
+static int load_ticket(struct conn *c)
+{
+	struct sidecar *m = c->sc->main_ctx;
+	const char *name = section_name(c);
+	int r = 0;
+	pthread_mutex_lock(&m->tickets_mu);
+	for (size_t i = 0; i < m->ntickets; i++)
+		if (!strcmp(m->tickets[i].name, name) && m->tickets[i].data.data)
+			r = gnutls_session_set_data(c->tls, m->tickets[i].data.data, m->tickets[i].data.size);
+	pthread_mutex_unlock(&m->tickets_mu);
+	return r;
 }
 
 static void handshake_done(struct conn *c)
@@ -1247,8 +1271,8 @@ static void out_start_tls(struct conn *c)
 	if (r >= 0 && cg->conf->server_name && !strchr(cg->conf->server_name, ':'))
 		r = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, cg->conf->server_name,
 					   strlen(cg->conf->server_name));
-	if (r >= 0 && c->ls && c->ls->ticket.data)
-		r = gnutls_session_set_data(c->tls, c->ls->ticket.data, c->ls->ticket.size);
+	if (r >= 0)
+		r = load_ticket(c);
 	if (r < 0) {
 		log_err("connect=%s server=%s cannot set up TLS: %s", section_name(c), c->peer.text,
 			gnutls_strerror(r));

@@ -32,8 +32,12 @@ struct lsock {
 	int fd;
 	ev_io io;
 	int keep;                   /* reload bookkeeping */
-	gnutls_datum_t ticket;      /* [connect]: newest session from the server */
-	unsigned long ticket_gen;   /* generation the ticket was obtained under */
+};
+
+/* The newest TLS session data from a [connect]'s server. */
+struct ticket {
+	char *name;                 /* the [connect] section */
+	gnutls_datum_t data;
 };
 
 /* Counters for logs and metrics. */
@@ -87,6 +91,12 @@ struct sidecar {
 	/* workers */
 	struct sidecar **workers;   /* main: the contexts that accept (itself when one) */
 	struct sidecar *workers_first; /* workers[0], known to each worker */
+	struct sidecar *main_ctx;   /* the main context (itself when one worker) */
+	/* main only: the newest session from each [connect]'s server, shared by
+	 * the workers so that a reconnect resumes whichever worker takes it */
+	pthread_mutex_t tickets_mu;
+	struct ticket *tickets;
+	size_t ntickets;
 	unsigned nworkers;
 	unsigned long *total_conns; /* shared count for max-connections (atomic) */
 	unsigned long total_conns_store;

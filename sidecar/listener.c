@@ -59,7 +59,6 @@ static void lsock_free(struct sidecar *sc, struct lsock *ls)
 	ev_io_stop(sc->loop, &ls->io);
 	if (ls->fd >= 0)
 		close(ls->fd);
-	gnutls_free(ls->ticket.data);
 	free(ls->name);
 	free(ls);
 }

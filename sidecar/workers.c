@@ -64,6 +64,7 @@ static void *worker_main(void *arg)
 static int worker_init(struct sidecar *main, struct sidecar *w)
 {
 	w->conf_path = main->conf_path;
+	w->main_ctx = main;
 	w->workers_first = main->workers[0];
 	w->total_conns = main->total_conns;
 	w->reuseport = main->reuseport;
@@ -83,6 +84,8 @@ static int worker_init(struct sidecar *main, struct sidecar *w)
 
 int workers_start(struct sidecar *main, unsigned n)
 {
+	if (pthread_mutex_init(&main->tickets_mu, NULL) != 0)
+		return -1;
 	main->total_conns = &main->total_conns_store;
 	main->reuseport = n > 1;
 	main->nworkers = n;
@@ -155,6 +158,14 @@ void workers_stop(struct sidecar *main)
 	}
 	free(main->workers);
 	main->workers = NULL;
+	for (size_t i = 0; i < main->ntickets; i++) {
+		free(main->tickets[i].name);
+		gnutls_free(main->tickets[i].data.data);
+	}
+	free(main->tickets);
+	main->tickets = NULL;
+	main->ntickets = 0;
+	pthread_mutex_destroy(&main->tickets_mu);
 }
 
 void workers_stats(const struct sidecar *main, struct stats *sum)
