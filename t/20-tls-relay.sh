@@ -29,23 +29,6 @@ accepts() {
 	log_count "$1/events.log" '^accept '
 }
 
-# mark_log: remember where the daemon's log ends; newlog prints what came after.
-LOG_MARK=0
-mark_log() {
-	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
-}
-newlog() {
-	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
-}
-# wait_new REGEX [T]: until a log line after the mark matches REGEX.
-wait_new() {
-	local i
-	for ((i = 0; i <= ${2:-5} * 20; i++)); do
-		newlog | grep -Eq -- "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 # info_field NAME: NAME=VALUE from tlsclient --print-info output in $T_OUT.
 info_field() {
 	grep -o "$1=[^ ]*" "$T_OUT" | head -n 1 | cut -d= -f2

@@ -23,22 +23,6 @@ plan 45
 accepts() {
 	log_count "$T_TMP/$1/events.log" '^accept '
 }
-LOG_MARK=0
-mark_log() {
-	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
-}
-newlog() {
-	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
-}
-# wait_new REGEX [T]: until a log line after the mark matches REGEX.
-wait_new() {
-	local i
-	for ((i = 0; i <= ${2:-5} * 20; i++)); do
-		newlog | grep -Eq -- "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 # wait_new_count REGEX N [T]: until N log lines after the mark match REGEX.
 wait_new_count() {
 	local i

@@ -93,22 +93,6 @@ size_of() {
 	stat -c %s -- "$1" 2>/dev/null || echo 0
 }
 
-# mark_log / newlog: the daemon's log lines since the mark.
-LOG_MARK=0
-mark_log() {
-	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
-}
-newlog() {
-	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
-}
-wait_new() {
-	local i
-	for ((i = 0; i <= ${2:-5} * 20; i++)); do
-		newlog | grep -Eq -- "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 
 # A stepwise TLS client: gnutls-cli reads a FIFO that the test writes into,
 # so one connection can send, wait for an answer, and send again. gnutls-cli

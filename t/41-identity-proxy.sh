@@ -43,13 +43,6 @@ accepts() {
 backend_closed() {
 	wait_for_log "$1/events.log" "^close $2 " 5
 }
-LOG_MARK=0
-mark_log() {
-	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
-}
-newlog() {
-	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
-}
 # client CERT PORT [tlsclient options]: connect with client certificate CERT
 # (- for none) to 127.0.0.1:PORT ([::1] if PORT starts with "6:").
 client() {

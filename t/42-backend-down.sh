@@ -21,13 +21,6 @@ C=$CERTS
 
 plan 23
 
-LOG_MARK=0
-mark_log() {
-	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
-}
-newlog() {
-	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
-}
 crlf() { printf '%s\r\n' "$@"; }
 # req METHOD CALLID CSEQ [BODY]: a request as the TLS client sends it.
 req() {

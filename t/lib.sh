@@ -27,7 +27,7 @@
 #           wait_port HOST PORT [T] | port_listening PORT | free_port
 #           wait_for_file FILE [T] | wait_for_size FILE BYTES [T]
 #           wait_for_log FILE REGEX [T] | wait_for_log_count FILE REGEX N [T]
-#           log_count FILE REGEX
+#           log_count FILE REGEX | mark_log, newlog, wait_new REGEX [T] (log since a mark)
 # Other:    certs_dir (-> CERTS) | require_cmd CMD... | require_sidecar
 #
 # Every background process must have its stdout and stderr redirected to a
@@ -623,4 +623,23 @@ reload_sidecar() {
 	kill -HUP "$SIDECAR_PID" 2>/dev/null || return 2
 	wait_for_log_count "$SIDECAR_LOG" 'reload (ok|failed)' "$((before + 1))" "${1:-10}" || return 2
 	grep -E 'reload (ok|failed)' "$SIDECAR_LOG" | tail -n 1 | grep -q 'reload ok'
+}
+
+# mark_log: remember where the daemon's log ends; newlog prints what came
+# after the mark; wait_new REGEX [TIMEOUT_S]: until a line after the mark
+# matches REGEX (bounded, default 5 s).
+LOG_MARK=0
+mark_log() {
+	LOG_MARK=$(wc -l <"$SIDECAR_LOG")
+}
+newlog() {
+	tail -n +"$((LOG_MARK + 1))" "$SIDECAR_LOG"
+}
+wait_new() {
+	local i
+	for ((i = 0; i <= ${2:-5} * 20; i++)); do
+		newlog | grep -Eq -- "$1" && return 0
+		sleep 0.05
+	done
+	return 1
 }
