@@ -1,10 +1,10 @@
 /*
- * conn: the life of one relayed connection. Inbound: accept TCP, TLS server
- * handshake (verify inside it), backend connect, relay. Outbound: accept the
- * legacy server's plaintext TCP, resolve and connect the peer server, TLS
- * client handshake (verify the server), relay. The relay is shared: bytes
- * from the TLS side pass the SIP framer on their way to the plaintext side;
- * bytes from the plaintext side are encrypted as they come.
+ * conn: the life of one relayed connection: accept, TLS handshake (the
+ * verify callback and the resumption check), the relay in both directions,
+ * timers and closing. Bytes from the TLS side pass the SIP framer on their
+ * way to the plaintext side; bytes from the plaintext side are encrypted as
+ * they come. Buffers and the TLS transport are in conn_tls.c, the inbound
+ * backend in conn_backend.c, the outbound side in conn_out.c.
  * SPDX-License-Identifier: MIT
  */
 #include <autoconf.h>
@@ -22,145 +22,23 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "conn_int.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxyv2.h"
 #include "resolver.h"
 
-#define HIGH_WATER (64 * 1024)  /* pending bytes per direction before we stop reading */
-#define REC_MAX 16384           /* one TLS record of plaintext */
 #define READ_BUDGET 16          /* reads per callback, for fairness */
-#define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
-#define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
 #define MAX_IOV 64
 
 static int tls_flush(struct conn *c);
 static int plain_flush(struct conn *c);
-static int tls_read(struct conn *c);
 static int plain_read(struct conn *c);
-static int maybe_finish(struct conn *c);
-static void start_relay(struct conn *c);
-static void out_connect_next(struct conn *c);
-static void backend_connect(struct conn *c);
-static void backend_failed(struct conn *c, const char *why);
+int maybe_finish(struct conn *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void buf_append(struct buf *b, const void *data, size_t n)
-{
-	if (b->off && b->off + b->len + n > b->cap) {
-		memmove(b->d, b->d + b->off, b->len);
-		b->off = 0;
-	}
-	if (b->len + n > b->cap) {
-		uint32_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		b->d = xrealloc(b->d, cap);
-		b->cap = cap;
-	}
-	memcpy(b->d + b->off + b->len, data, n);
-	b->len += (uint32_t)n;
-}
-
-static void buf_consume(struct buf *b, size_t n)
-{
-	b->off += (uint32_t)n;
-	b->len -= (uint32_t)n;
-	if (b->len == 0) {
-		/* release idle memory: idle connections keep no buffers */
-		free(b->d);
-		b->d = NULL;
-		b->off = b->cap = 0;
-	}
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->d);
-	memset(b, 0, sizeof *b);
-}
-
-/* ---- TLS transport: read-ahead pull, vectored push -------------------- */
-
-/* Moves read-ahead bytes still in the loop's buffer to their connection. */
-static void ra_spill(struct sidecar *sc)
-{
-	if (sc->ra_owner && sc->ra_len)
-		buf_append(&sc->ra_owner->ra, sc->ra + sc->ra_off, sc->ra_len);
-	sc->ra_owner = NULL;
-	sc->ra_off = sc->ra_len = 0;
-}
-
-/* TLS bytes that were read from the socket but not yet handed to GnuTLS. */
-static int ra_pending(const struct conn *c)
-{
-	return c->ra.len || (c->sc->ra_owner == c && c->sc->ra_len);
-}
-
-static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
-{
-	struct conn *c = ptr;
-	struct sidecar *sc = c->sc;
-	size_t n;
-	if (c->ra.len) {
-		n = len < c->ra.len ? len : c->ra.len;
-		memcpy(data, c->ra.d + c->ra.off, n);
-		buf_consume(&c->ra, n);
-		return (ssize_t)n;
-	}
-	if (sc->ra_owner == c && sc->ra_len) {
-		n = len < sc->ra_len ? len : sc->ra_len;
-		memcpy(data, sc->ra + sc->ra_off, n);
-		sc->ra_off += (uint32_t)n;
-		sc->ra_len -= (uint32_t)n;
-		return (ssize_t)n;
-	}
-	ra_spill(sc);
-	if (len >= RA_SIZE) {
-		ssize_t r = recv(c->tfd, data, len, 0);
-		if (r < 0)
-			gnutls_transport_set_errno(c->tls, errno);
-		return r;
-	}
-	ssize_t r = recv(c->tfd, sc->ra, RA_SIZE, 0);
-	if (r <= 0) {
-		if (r < 0)
-			gnutls_transport_set_errno(c->tls, errno);
-		return r;
-	}
-	n = (size_t)r < len ? (size_t)r : len;
-	memcpy(data, sc->ra, n);
-	if ((size_t)r > n) {
-		sc->ra_owner = c;
-		sc->ra_off = (uint32_t)n;
-		sc->ra_len = (uint32_t)((size_t)r - n);
-	}
-	return (ssize_t)n;
-}
-
-static ssize_t tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
-{
-	struct conn *c = ptr;
-	struct msghdr mh;
-	memset(&mh, 0, sizeof mh);
-	mh.msg_iov = (struct iovec *)iov;
-	mh.msg_iovlen = (size_t)iovcnt;
-	ssize_t r = sendmsg(c->tfd, &mh, MSG_NOSIGNAL);
-	if (r < 0)
-		gnutls_transport_set_errno(c->tls, errno);
-	return r;
-}
-
-static void tls_transport(struct conn *c)
-{
-	gnutls_transport_set_ptr(c->tls, c);
-	gnutls_transport_set_pull_function(c->tls, tls_pull);
-	gnutls_transport_set_vec_push_function(c->tls, tls_push);
-}
-
 /* Sets the events an io watcher waits for (0 stops it). */
-static void io_want(struct conn *c, ev_io *w, int events)
+void io_want(struct conn *c, ev_io *w, int events)
 {
 	if (w->fd < 0)
 		return;
@@ -173,14 +51,14 @@ static void io_want(struct conn *c, ev_io *w, int events)
 	}
 }
 
-static void set_timer(struct conn *c, double secs)
+void set_timer(struct conn *c, double secs)
 {
 	ev_timer_stop(c->sc->loop, &c->timer);
 	ev_timer_set(&c->timer, secs, 0.);
 	ev_timer_start(c->sc->loop, &c->timer);
 }
 
-static void tune_socket(int fd)
+void tune_socket(int fd)
 {
 	int one = 1;
 	/* best effort: latency matters more than segment count for SIP */
@@ -192,7 +70,7 @@ static const char *section_kind(const struct conn *c)
 	return c->role == ROLE_IN ? "listen" : "connect";
 }
 
-static const char *section_name(const struct conn *c)
+const char *section_name(const struct conn *c)
 {
 	return c->role == ROLE_IN ? c->gen->cfg->listen[c->idx].name : c->gen->cfg->connect[c->idx].name;
 }
@@ -202,7 +80,7 @@ static const char *peer_word(const struct conn *c)
 	return c->role == ROLE_IN ? "peer" : "server";
 }
 
-static const struct config *cfg_of(const struct conn *c)
+const struct config *cfg_of(const struct conn *c)
 {
 	return c->gen->cfg;
 }
@@ -319,7 +197,7 @@ void conn_drain(struct conn *c)
 }
 
 /* Sends close_notify without waiting for the answer, then closes. */
-static int finish(struct conn *c, const char *why)
+int finish(struct conn *c, const char *why)
 {
 	if (c->tls && c->hs_done && !c->tls_shut) {
 		c->tls_shut = 1;
@@ -333,7 +211,7 @@ static int finish(struct conn *c, const char *why)
  * Closes the connection when nothing is left to do. Returns -1 if it was
  * closed (the caller must not touch c), 0 otherwise.
  */
-static int maybe_finish(struct conn *c)
+int maybe_finish(struct conn *c)
 {
 	if (c->tls_eof && !c->to_plain.len && !c->plain_shut && c->pfd >= 0) {
 		c->plain_shut = 1;
@@ -465,46 +343,6 @@ static void handshake_failed(struct conn *c, int r)
 		snprintf(detail, sizeof detail, "%.120s", c->reason_detail);
 	}
 	conn_refuse(c, reason, detail);
-}
-
-static int save_ticket(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
-		       const gnutls_datum_t *msg)
-{
-	struct conn *c = gnutls_session_get_ptr(s);
-	struct sidecar *m = c->sc->main_ctx;
-	gnutls_datum_t d = { NULL, 0 };
-	(void)htype, (void)when, (void)incoming, (void)msg;
-	if (gnutls_session_get_data2(s, &d) < 0)
-		return 0;
-	const char *name = section_name(c);
-	pthread_mutex_lock(&m->tickets_mu);
-	size_t i;
-	for (i = 0; i < m->ntickets; i++)
-		if (!strcmp(m->tickets[i].name, name))
-			break;
-	if (i == m->ntickets) {
-		m->tickets = xrealloc(m->tickets, (m->ntickets + 1) * sizeof *m->tickets);
-		m->tickets[m->ntickets].name = xstrdup(name);
-		m->tickets[m->ntickets++].data.data = NULL;
-	}
-	gnutls_free(m->tickets[i].data.data);
-	m->tickets[i].data = d;
-	pthread_mutex_unlock(&m->tickets_mu);
-	return 0;
-}
-
-/* Offers the newest session from this [connect]'s server for resumption. */
-static int load_ticket(struct conn *c)
-{
-	struct sidecar *m = c->sc->main_ctx;
-	const char *name = section_name(c);
-	int r = 0;
-	pthread_mutex_lock(&m->tickets_mu);
-	for (size_t i = 0; i < m->ntickets; i++)
-		if (!strcmp(m->tickets[i].name, name) && m->tickets[i].data.data)
-			r = gnutls_session_set_data(c->tls, m->tickets[i].data.data, m->tickets[i].data.size);
-	pthread_mutex_unlock(&m->tickets_mu);
-	return r;
 }
 
 static void handshake_done(struct conn *c)
@@ -782,7 +620,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
  * the plaintext side is backed up. Returns -1 if c was closed. */
 static int tls_read_some(struct conn *c);
 
-static int tls_read(struct conn *c)
+int tls_read(struct conn *c)
 {
 	struct sidecar *sc = c->sc;
 	int r = tls_read_some(c);
@@ -985,7 +823,7 @@ static void tio_cb(struct ev_loop *loop, ev_io *w, int revents)
 		tls_read(c);
 }
 
-static void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
+void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 	(void)loop;
@@ -1065,7 +903,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- relay start, backend ------------------------------------------------ */
 
-static void start_relay(struct conn *c)
+void start_relay(struct conn *c)
 {
 	c->state = CS_RELAY;
 	set_timer(c, cfg_of(c)->idle_timeout);
@@ -1080,77 +918,9 @@ static void start_relay(struct conn *c)
 		tls_read(c);
 }
 
-static void backend_failed(struct conn *c, const char *why)
-{
-	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
-	log_err("listen=%s peer=%s backend %s unavailable: %s", lc->name, c->peer.text, lc->backend.text, why);
-	ev_io_stop(c->sc->loop, &c->pio);
-	if (c->pfd >= 0)
-		close(c->pfd);
-	c->pfd = -1;
-	c->pio.fd = -1;
-	buf_free(&c->to_plain);
-	if (!c->sf) {
-		finish(c, "backend unavailable");
-		return;
-	}
-	c->state = CS_NOBACKEND;
-	set_timer(c, NOBACKEND_SECS);
-	io_want(c, &c->tio, EV_READ);
-	tls_read(c);
-}
-
-static void proxy_header(struct conn *c)
-{
-	struct sockaddr_storage local;
-	socklen_t ll = sizeof local;
-	uint8_t hdr[PP2_MAX];
-	if (getsockname(c->tfd, (struct sockaddr *)&local, &ll) < 0)
-		memset(&local, 0, sizeof local);
-	struct pp2_tls t = { .present = 1, .client_cert = !c->anonymous, .resumed = c->resumed,
-			     .verify = c->anonymous ? 1 : 0, .cn = c->identity };
-	char vers[16];
-	const char *pv = gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls));
-	/* haproxy spells versions "TLSv1.3" */
-	snprintf(vers, sizeof vers, "TLSv%s", pv && !strncmp(pv, "TLS1", 4) ? pv + 3 : "?");
-	t.version = vers;
-	t.cipher = gnutls_cipher_get_name(gnutls_cipher_get(c->tls));
-	size_t n = pp2_build(hdr, sizeof hdr, (struct sockaddr *)&c->peer.ss, (struct sockaddr *)&local, &t);
-	if (n)
-		buf_append(&c->to_plain, hdr, n);
-}
-
-static void backend_connect(struct conn *c)
-{
-	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
-	int fd = socket(lc->backend.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		backend_failed(c, strerror(errno));
-		return;
-	}
-	tune_socket(fd);
-	c->pfd = fd;
-	ev_io_init(&c->pio, pio_cb, fd, EV_WRITE);
-	c->pio.data = c;
-	if (lc->proxy_protocol == PROXY_V2)
-		proxy_header(c);
-	if (connect(fd, (struct sockaddr *)&lc->backend.ss, lc->backend.len) == 0) {
-		start_relay(c);
-		return;
-	}
-	if (errno != EINPROGRESS) {
-		backend_failed(c, strerror(errno));
-		return;
-	}
-	c->state = CS_CONNECTING;
-	io_want(c, &c->tio, 0);
-	io_want(c, &c->pio, EV_WRITE);
-	set_timer(c, cfg_of(c)->handshake_timeout);
-}
-
 /* ---- accept ------------------------------------------------------------- */
 
-static struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
+struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 {
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->sc = sc;
@@ -1183,7 +953,7 @@ static struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_rol
 }
 
 /* Accepts one socket; refuses it when max-connections is reached. */
-static int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
+int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 {
 	peer->len = sizeof peer->ss;
 	int fd = accept4(ls->fd, (struct sockaddr *)&peer->ss, &peer->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1258,98 +1028,3 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* ---- outbound ------------------------------------------------------------ */
-
-static void out_start_tls(struct conn *c)
-{
-	struct sidecar *sc = c->sc;
-	const struct cgen *cg = &c->gen->connect[c->idx];
-	int r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
-	if (r >= 0)
-		r = gnutls_priority_set(c->tls, cg->prio);
-	if (r >= 0)
-		r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cg->cred);
-	if (r >= 0 && cg->conf->server_name && !strchr(cg->conf->server_name, ':'))
-		r = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, cg->conf->server_name,
-					   strlen(cg->conf->server_name));
-	if (r >= 0)
-		r = load_ticket(c);
-	if (r < 0) {
-		log_err("connect=%s server=%s cannot set up TLS: %s", section_name(c), c->peer.text,
-			gnutls_strerror(r));
-		conn_close(c, "setup failed");
-		return;
-	}
-	gnutls_handshake_set_hook_function(c->tls, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
-					   save_ticket);
-	gnutls_handshake_set_timeout(c->tls, 0);
-	gnutls_session_set_ptr(c->tls, c);
-	tls_transport(c);
-	(void)sc;
-}
-
-/* Tries the next resolved address of the server. */
-static void out_connect_next(struct conn *c)
-{
-	const struct connect_conf *cc = &cfg_of(c)->connect[c->idx];
-	while (c->ai_next) {
-		struct addrinfo *ai = c->ai_next;
-		c->ai_next = ai->ai_next;
-		memcpy(&c->peer.ss, ai->ai_addr, ai->ai_addrlen);
-		c->peer.len = ai->ai_addrlen;
-		addr_format(&c->peer);
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		tune_socket(fd);
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-			log_warn("connect=%s server=%s connect failed: %s", cc->name, c->peer.text, strerror(errno));
-			close(fd);
-			continue;
-		}
-		c->tfd = fd;
-		c->state = CS_TCP;
-		ev_io_set(&c->tio, fd, EV_WRITE);
-		ev_io_start(c->sc->loop, &c->tio);
-		out_start_tls(c);
-		return;
-	}
-	log_err("connect=%s server %s:%s unreachable: no address left to try", cc->name, cc->server_host,
-		cc->server_port);
-	conn_close(c, "server unreachable");
-}
-
-void conn_resolved(struct conn *c, struct addrinfo *ai, int err)
-{
-	const struct connect_conf *cc = &cfg_of(c)->connect[c->idx];
-	c->rreq = NULL;
-	if (!ai) {
-		log_err("connect=%s cannot resolve %s: %s", cc->name, cc->server_host, gai_strerror(err));
-		conn_close(c, "resolve failed");
-		return;
-	}
-	c->ai = c->ai_next = ai;
-	out_connect_next(c);
-}
-
-void conn_accept_plain(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct lsock *ls = w->data;
-	struct sidecar *sc = ls->sc;
-	(void)loop, (void)revents;
-	for (int i = 0; i < 64; i++) {
-		struct addr from;
-		int fd = accept_one(sc, ls, &from);
-		if (fd == -2)
-			continue;
-		if (fd < 0)
-			return;
-		struct conn *c = conn_new(sc, ls, ROLE_OUT);
-		const struct connect_conf *cc = &c->gen->cfg->connect[c->idx];
-		c->pfd = fd;
-		ev_io_set(&c->pio, fd, EV_READ);
-		ev_io_start(sc->loop, &c->pio);
-		c->state = CS_RESOLVE;
-		set_timer(c, cc->connect_timeout);
-		c->rreq = resolver_start(sc, c, cc->server_host, cc->server_port);
-	}
-}

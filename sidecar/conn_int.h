@@ -1,0 +1,48 @@
+/*
+ * conn_int: what the files of a connection's life share among themselves
+ * (conn.c: life, handshake, relay; conn_tls.c: buffers and the TLS
+ * transport; conn_backend.c: the inbound backend side; conn_out.c: the
+ * outbound side). Not for the rest of the daemon: that uses conn.h.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SIDECAR_CONN_INT_H
+#define SIDECAR_CONN_INT_H
+
+#include <sys/types.h>
+
+#include "conn.h"
+
+#define HIGH_WATER (64 * 1024)  /* pending bytes per direction before we stop reading */
+#define REC_MAX 16384           /* one TLS record of plaintext */
+#define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
+#define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
+
+/* conn.c */
+void io_want(struct conn *c, ev_io *w, int events);
+void set_timer(struct conn *c, double secs);
+void tune_socket(int fd);
+const char *section_name(const struct conn *c);
+const struct config *cfg_of(const struct conn *c);
+int finish(struct conn *c, const char *why);
+void start_relay(struct conn *c);
+int tls_read(struct conn *c);
+struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role);
+int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer);
+void pio_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* conn_tls.c */
+void buf_append(struct buf *b, const void *data, size_t n);
+void buf_consume(struct buf *b, size_t n);
+void buf_free(struct buf *b);
+void ra_spill(struct sidecar *sc);
+int ra_pending(const struct conn *c);
+void tls_transport(struct conn *c);
+
+/* conn_backend.c */
+void backend_connect(struct conn *c);
+void backend_failed(struct conn *c, const char *why);
+
+/* conn_out.c */
+void out_connect_next(struct conn *c);
+
+#endif
