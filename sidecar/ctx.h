@@ -97,6 +97,10 @@ struct sidecar {
 	pthread_mutex_t tickets_mu;
 	struct ticket *tickets;
 	size_t ntickets;
+	/* main only: listening sockets passed by systemd socket activation,
+	 * used instead of binding when their address matches */
+	int inherited[16];
+	int ninherited;
 	unsigned nworkers;
 	unsigned long *total_conns; /* shared count for max-connections (atomic) */
 	unsigned long total_conns_store;

@@ -6,6 +6,7 @@
 #include <autoconf.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,10 +65,48 @@ static void lsock_free(struct sidecar *sc, struct lsock *ls)
 }
 
 /* Adds a not-yet-started socket for (kind, a); returns -1 if bind fails. */
+/* A listening TCP socket passed by systemd for address a, duplicated (each
+ * worker gets its own descriptor of the same socket), or -1. */
+static int inherited_socket(struct sidecar *sc, const struct addr *a)
+{
+	const struct sidecar *m = sc->main_ctx ? sc->main_ctx : sc;
+	for (int i = 0; i < m->ninherited; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int type = 0, listening = 0;
+		socklen_t tl = sizeof type, ll = sizeof listening;
+		if (getsockname(m->inherited[i], (struct sockaddr *)&ss, &len) < 0 ||
+		    getsockopt(m->inherited[i], SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    getsockopt(m->inherited[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0 ||
+		    type != SOCK_STREAM || !listening)
+			continue;
+		struct addr have = { .len = len };
+		memcpy(&have.ss, &ss, sizeof ss);
+		addr_format(&have);
+		if (strcmp(have.text, a->text))
+			continue;
+		int fd = fcntl(m->inherited[i], F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -1;
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	return -1;
+}
+
 static int add_new(struct sidecar *sc, enum lsock_kind kind, const struct addr *a, const char *name,
 		   unsigned line, const char *file, struct diag *d)
 {
-	int fd = bind_socket(a, sc->reuseport);
+	int fd = inherited_socket(sc, a);
+	if (fd >= 0 && sc == (sc->workers_first ? sc->workers_first : sc))
+		log_info("%s=%s uses the socket systemd passed for %s", kind == LSOCK_LISTEN ? "listen" : "connect",
+			 name, a->text);
+	if (fd < 0)
+		fd = bind_socket(a, sc->reuseport);
 	if (fd < 0) {
 		diag_add(d, file, line, "cannot listen on %s for [%s %s]: %s", a->text,
 			 kind == LSOCK_LISTEN ? "listen" : "connect", name, strerror(errno));

@@ -220,6 +220,8 @@ static int sidecar_exit(struct sidecar *sc, int code)
 	gnutls_free(sc->ticket_key.data);
 	free(sc->scratch);
 	free(sc->ra);
+	for (int i = 0; i < sc->ninherited; i++)
+		close(sc->inherited[i]);
 	gnutls_global_deinit();
 	return code;
 }
@@ -274,6 +276,7 @@ int main(int argc, char **argv)
 		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
 		return sidecar_exit(&sc, 1);
 	}
+	sc.ninherited = sdn_listen_fds(sc.inherited, (int)(sizeof sc.inherited / sizeof sc.inherited[0]));
 	if (sidecar_load_initial(&sc) < 0)
 		return sidecar_exit(&sc, 1);
 	const struct config *cfg = sc.gen->cfg;

@@ -4,6 +4,8 @@
  */
 #include <autoconf.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,6 +67,34 @@ void sdn_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	sdn_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
 		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+int sdn_listen_fds(int *fds, int max)
+{
+	int n = 0;
+#ifdef HAVE_SYSTEMD
+	n = sd_listen_fds(1);
+	if (n < 0) {
+		log_warn("socket activation: %s", strerror(-n));
+		return 0;
+	}
+#else
+	const char *pid = getenv("LISTEN_PID"), *cnt = getenv("LISTEN_FDS");
+	if (pid && cnt && (pid_t)strtol(pid, NULL, 10) == getpid())
+		n = (int)strtol(cnt, NULL, 10);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+#endif
+	if (n > max)
+		n = max;
+	for (int i = 0; i < n; i++) {
+		fds[i] = 3 + i; /* SD_LISTEN_FDS_START */
+		int fl = fcntl(fds[i], F_GETFD);
+		if (fl < 0 || fcntl(fds[i], F_SETFD, fl | FD_CLOEXEC) < 0)
+			log_warn("socket activation: descriptor %d: %s", fds[i], strerror(errno));
+	}
+	return n;
 }
 
 uint64_t sdn_watchdog_usec(void)

@@ -91,6 +91,17 @@ else
 	not_ok "systemd-analyze verify is clean ($manopt): exit $rc"
 	diag "$out"
 fi
+# the optional socket unit, next to the service it activates
+cp "$T_SRC/../systemd/sip-sidecar.socket" "$tmp/unit/"
+out=$(cd "$tmp/unit" && MANPATH="$tmp/man" MANPAGER=cat PAGER=cat \
+	systemd-analyze verify $manopt ./sip-sidecar.socket 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ -z "$out" ]; then
+	ok "systemd-analyze verify is clean for the socket unit"
+else
+	not_ok "systemd-analyze verify is clean for the socket unit: exit $rc"
+	diag "$out"
+fi
 
 # --- systemd-analyze security ------------------------------------------
 out=$(systemd-analyze security --offline=true --no-pager "$UNIT" 2>&1)
