@@ -164,31 +164,6 @@ identity-header = $HDR
 EOF
 } >"$T_TMP/peer.conf"
 
-# start_named NAME CONF PORT...: a daemon with its own log $T_TMP/NAME.log
-# (start_sidecar has one log per script); waits for PORTs and "ready".
-start_named() {
-	local name=$1 conf=$2 log=$T_TMP/$1.log pid i p ready
-	shift 2
-	# shellcheck disable=SC2086 # the wrapper is a word list on purpose
-	${SIDECAR_WRAPPER:-} "$SIDECAR" -c "$conf" >>"$log" 2>&1 </dev/null &
-	pid=$!
-	track_pid "$pid"
-	printf -v "PID_${name//[^A-Za-z0-9_]/_}" '%s' "$pid"
-	for ((i = 0; i < 200; i++)); do
-		if ! t_alive "$pid"; then
-			diag "$name: the daemon exited during startup:" "$(tail -n 20 "$log")"
-			return 1
-		fi
-		ready=1
-		for p in "$@"; do
-			port_listening "$p" || { ready=0; break; }
-		done
-		[ "$ready" = 1 ] && grep -q ' ready' "$log" && return 0
-		sleep 0.05
-	done
-	diag "$name: not ready after 10 s:" "$(tail -n 20 "$log")"
-	return 1
-}
 start_named peer "$T_TMP/peer.conf" "${PPORT[good]}" "${PPORT[echo]}" "${PPORT[moved]}" ||
 	bail_out "the test peer does not start"
 PEER_LOG=$T_TMP/peer.log

@@ -114,31 +114,6 @@ is 1 "$(grep -c "^server = localhost:$LA\$" "$T_TMP/b.conf")" "b.conf: [connect]
 ok_cmd "sip-sidecar -t accepts example-com.conf (paths substituted)" "$SIDECAR" -t -c "$T_TMP/a.conf"
 ok_cmd "sip-sidecar -t accepts partner-net.conf (paths substituted)" "$SIDECAR" -t -c "$T_TMP/b.conf"
 
-# start_named NAME CONF PORT...: the daemon with its own log $T_TMP/NAME.log
-# (start_sidecar has one log per script); waits for PORTs and "ready".
-start_named() {
-	local name=$1 conf=$2 log=$T_TMP/$1.log pid i p ready
-	shift 2
-	# shellcheck disable=SC2086 # the wrapper is a word list on purpose
-	${SIDECAR_WRAPPER:-} "$SIDECAR" -c "$conf" >>"$log" 2>&1 </dev/null &
-	pid=$!
-	track_pid "$pid"
-	printf -v "PID_$name" '%s' "$pid"
-	for ((i = 0; i < 200; i++)); do
-		if ! t_alive "$pid"; then
-			diag "$name: the daemon exited during startup:" "$(tail -n 20 "$log")"
-			return 1
-		fi
-		ready=1
-		for p in "$@"; do
-			port_listening "$p" || { ready=0; break; }
-		done
-		[ "$ready" = 1 ] && grep -q ' ready' "$log" && return 0
-		sleep 0.05
-	done
-	diag "$name: not ready after 10 s:" "$(tail -n 20 "$log")"
-	return 1
-}
 start_named sidecarA "$T_TMP/a.conf" "$LA" "$CA"
 ok $? "sidecar A (example-com.conf) starts"
 start_named sidecarB "$T_TMP/b.conf" "$LB" "$CB"

@@ -21,7 +21,7 @@
 # Processes: track_pid PID | untrack_pid PID | wait_pid_exit PID [TIMEOUT_S]
 #           start_backend NAME [RECBACKEND-OPTS...] -> BACKEND_PORT BACKEND_PID BACKEND_DIR
 #           (also BACKEND_PORT_<NAME>, BACKEND_PID_<NAME>)
-#           start_sidecar CONF [PORT...] -> SIDECAR_PID SIDECAR_LOG
+#           start_sidecar CONF [PORT...] -> SIDECAR_PID SIDECAR_LOG | start_named NAME CONF [PORT...]
 #           stop_sidecar [TIMEOUT_S] -> SIDECAR_STATUS | reload_sidecar [TIMEOUT_S]
 # Waiting (bounded, 50 ms polls, TIMEOUT_S integer seconds, default 10):
 #           wait_port HOST PORT [T] | port_listening PORT | free_port
@@ -641,5 +641,32 @@ wait_new() {
 		newlog | grep -Eq -- "$1" && return 0
 		sleep 0.05
 	done
+	return 1
+}
+
+# start_named NAME CONF PORT...: a second daemon with its own log
+# $T_TMP/NAME.log (start_sidecar keeps one per script); waits for PORTs and
+# "ready"; its PID goes to PID_NAME.
+start_named() {
+	local name=$1 conf=$2 log=$T_TMP/$1.log pid i p ready
+	shift 2
+	# shellcheck disable=SC2086 # the wrapper is a word list on purpose
+	${SIDECAR_WRAPPER:-} "$SIDECAR" -c "$conf" >>"$log" 2>&1 </dev/null &
+	pid=$!
+	track_pid "$pid"
+	printf -v "PID_${name//[^A-Za-z0-9_]/_}" '%s' "$pid"
+	for ((i = 0; i < 200; i++)); do
+		if ! t_alive "$pid"; then
+			diag "$name: the daemon exited during startup:" "$(tail -n 20 "$log")"
+			return 1
+		fi
+		ready=1
+		for p in "$@"; do
+			port_listening "$p" || { ready=0; break; }
+		done
+		[ "$ready" = 1 ] && grep -q ' ready' "$log" && return 0
+		sleep 0.05
+	done
+	diag "$name: not ready after 10 s:" "$(tail -n 20 "$log")"
 	return 1
 }
