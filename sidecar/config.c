@@ -158,6 +158,64 @@ static int set_server(struct parse *p, void *field, const char *val)
 	return 0;
 }
 
+/* "HOST[:PORT]": a DNS name or an IP literal ([v6] with a port). */
+static int set_hostport(struct parse *p, char **host, unsigned *port, const char *val, int need_ip)
+{
+	char *h = NULL, *pt = NULL;
+	unsigned long v = 0;
+	const char *colon = strrchr(val, ':');
+	int bracket = val[0] == '[';
+	if (colon && (bracket ? colon > strchr(val, ']') : strchr(val, ':') == colon)) {
+		if (hostport_split(val, &h, &pt) < 0 || parse_uint(pt, 65535, &v) < 0)
+			goto bad;
+	} else {
+		h = xstrdup(val);
+		if (bracket) {
+			size_t n = strlen(h);
+			if (n < 3 || h[n - 1] != ']')
+				goto bad;
+			memmove(h, h + 1, n - 2);
+			h[n - 2] = '\0';
+		}
+	}
+	if (!*h || strlen(h) > 200)
+		goto bad;
+	for (const char *c = h; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr(".-_:", *c))
+			goto bad;
+	if (need_ip) {
+		char buf[300];
+		struct addr a;
+		snprintf(buf, sizeof buf, strchr(h, ':') ? "[%s]:1" : "%s:1", h);
+		if (addr_parse(buf, &a) < 0)
+			goto bad;
+	}
+	free(*host);
+	*host = h;
+	*port = (unsigned)v;
+	free(pt);
+	return 0;
+bad:
+	diag_add(p->d, p->file, p->line, "invalid %s '%s' (use %s[:PORT])", need_ip ? "address" : "host", val,
+		 need_ip ? "IP" : "HOST");
+	free(h);
+	free(pt);
+	return -1;
+}
+
+static int set_advertise(struct parse *p, void *field, const char *val)
+{
+	struct listen_conf *l = p->obj;
+	(void)field;
+	return set_hostport(p, &l->advertise_host, &l->advertise_port, val, 0);
+}
+
+static int set_flow_bind(struct parse *p, void *field, const char *val)
+{
+	(void)field;
+	return set_hostport(p, &p->cfg->flow_host, &p->cfg->flow_port, val, 1);
+}
+
 static int set_priority(struct parse *p, void *field, const char *val)
 {
 	if (p->sec == SEC_LISTEN)
@@ -237,6 +295,8 @@ static const struct key keys[] = {
 	{ SEC_GLOBAL, "max-message-size", set_size, G(max_message_size), 0 },
 	{ SEC_GLOBAL, "metrics", set_metrics, G(metrics), 0 },
 	{ SEC_GLOBAL, "workers", set_count, G(workers), 0 },
+	{ SEC_GLOBAL, "flow-bind", set_flow_bind, 0, 0 },
+	{ SEC_GLOBAL, "registration-margin", set_duration, G(registration_margin), 0 },
 
 	{ SEC_LISTEN, "bind", set_listen_bind, L(bind), 0 },
 	{ SEC_LISTEN, "backend", set_listen_backend, L(backend), 0 },
@@ -251,6 +311,8 @@ static const struct key keys[] = {
 	{ SEC_LISTEN, "proxy-protocol", set_proxy, L(proxy_protocol), 0 },
 	{ SEC_LISTEN, "tls-priority", set_priority, L(tls_priority), 0 },
 	{ SEC_LISTEN, "sip-framing", set_bool, L(sip_framing), 0 },
+	{ SEC_LISTEN, "advertise", set_advertise, 0, 0 },
+	{ SEC_LISTEN, "topology", set_bool, L(topology), 0 },
 
 	{ SEC_CONNECT, "bind", set_connect_bind, C(bind), 0 },
 	{ SEC_CONNECT, "server", set_server, 0, 0 },
@@ -263,6 +325,7 @@ static const struct key keys[] = {
 	{ SEC_CONNECT, "tls-priority", set_priority, C(tls_priority), 0 },
 	{ SEC_CONNECT, "connect-timeout", set_duration, C(connect_timeout), 0 },
 	{ SEC_CONNECT, "sip-framing", set_bool, C(sip_framing), 0 },
+	{ SEC_CONNECT, "topology", set_bool, C(topology), 0 },
 
 	{ SEC_TRUST, "ca", set_list, T(ca), 1 },
 	{ SEC_TRUST, "crl", set_list, T(crl), 1 },
@@ -274,7 +337,9 @@ static void config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->max_connections = 20000;
 	cfg->handshake_timeout = 10;
-	cfg->idle_timeout = 600;
+	cfg->idle_timeout = 3900; /* longer than the common 3600 s registration */
+	cfg->registration_margin = 60;
+	cfg->flow_host = xstrdup("127.0.0.1");
 	cfg->shutdown_timeout = 5;
 	cfg->max_message_size = 64 * 1024;
 }
@@ -358,6 +423,7 @@ static int open_section(struct parse *p, char *hdr)
 		l->name = xstrdup(name);
 		l->line = p->line;
 		l->sip_framing = 1;
+		l->topology = 1;
 		p->obj = l;
 	} else if (k == SEC_CONNECT) {
 		cfg->connect = xrealloc(cfg->connect, (cfg->nconnect + 1) * sizeof *cfg->connect);
@@ -367,6 +433,7 @@ static int open_section(struct parse *p, char *hdr)
 		c->line = p->line;
 		c->connect_timeout = 5;
 		c->sip_framing = 1;
+		c->topology = 1;
 		p->obj = c;
 	} else {
 		cfg->trust = xrealloc(cfg->trust, (cfg->ntrust + 1) * sizeof *cfg->trust);
@@ -590,6 +657,7 @@ void config_free(struct config *cfg)
 		clist_free(&l->trust);
 		free(l->identity_header);
 		free(l->tls_priority);
+		free(l->advertise_host);
 	}
 	for (size_t i = 0; i < cfg->nconnect; i++) {
 		struct connect_conf *c = &cfg->connect[i];
@@ -619,5 +687,6 @@ void config_free(struct config *cfg)
 	free(cfg->group);
 	free(cfg->pid_file);
 	free(cfg->metrics);
+	free(cfg->flow_host);
 	free(cfg);
 }

@@ -40,6 +40,9 @@ struct listen_conf {
 	char *tls_priority;            /* NULL: default */
 	unsigned tls_priority_line;
 	int sip_framing;               /* 1 (default): frame and check SIP from the TLS side */
+	char *advertise_host;          /* public host of this listener; NULL: from the certificate */
+	unsigned advertise_port;       /* 0: the bind port */
+	int topology;                  /* 1 (default): translate addresses (needs sip_framing) */
 };
 
 struct connect_conf {
@@ -56,6 +59,7 @@ struct connect_conf {
 	unsigned tls_priority_line;
 	double connect_timeout;
 	int sip_framing;
+	int topology;                  /* 1 (default): translate the legacy server's addresses */
 };
 
 struct trust_conf {
@@ -76,6 +80,9 @@ struct config {
 	char *metrics;
 	struct addr metrics_addr;
 	unsigned long workers;         /* 0: number of CPUs */
+	char *flow_host;               /* loopback address of the flow listeners (default 127.0.0.1) */
+	unsigned flow_port;            /* first port (one per worker); 0: chosen by the system */
+	double registration_margin;    /* a registered flow outlives its binding by this much */
 	struct listen_conf *listen;
 	size_t nlisten;
 	struct connect_conf *connect;

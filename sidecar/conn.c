@@ -10,6 +10,7 @@
 #include <autoconf.h>
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +24,7 @@
 
 #include "conn.h"
 #include "conn_int.h"
+#include "flow.h"
 #include "log.h"
 #include "metrics.h"
 #include "resolver.h"
@@ -131,7 +133,11 @@ void conn_close(struct conn *c, const char *why)
 		sc->ra_owner = NULL;
 		sc->ra_len = 0;
 	}
+	if (c->flow_id)
+		flow_unregister(c);
 	free(c->sf);
+	free(c->psf);
+	buf_free(&c->pin);
 	free(c->identity);
 	free(c->idhdr);
 	if (c->prev)
@@ -545,6 +551,144 @@ static int add_message_iov(struct conn *c, struct iovec *iov, int n, const char 
 	return n;
 }
 
+/* The TLS peer's side of a translation. */
+static void topo_conn_of(const struct conn *c, struct topo_conn *tc, char *host, size_t hostsz)
+{
+	const struct sockaddr_storage *ss = &c->peer.ss;
+	tc->flow_id = c->flow_id;
+	tc->flow_port = c->sc->flow_port;
+	host[0] = '\0';
+	tc->peer_port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hostsz);
+		tc->peer_port = ntohs(a->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		host[0] = '[';
+		inet_ntop(AF_INET6, &a->sin6_addr, host + 1, (socklen_t)hostsz - 2);
+		strcat(host, "]");
+		tc->peer_port = ntohs(a->sin6_port);
+	}
+	tc->peer_host = host;
+}
+
+/* Refuses a message from the TLS peer whose addresses cannot be
+ * translated: 400 for a request, nothing of it to the backend. */
+static void refuse_untranslatable(struct conn *c, const char *msg, const struct sf_msg *m, const char *detail)
+{
+	const char *reason = !strcmp(detail, "forged flow token") ? "forged flow token" : "malformed message";
+	if (answer(c, msg, m, 400, "Bad Request", NULL) < 0)
+		return;
+	metrics_refused(c->sc, reason);
+	log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c), c->peer.text, reason,
+		 detail);
+	c->reason = reason;
+	conn_drain(c);
+}
+
+/*
+ * Translates one message from the TLS peer for the backend. Returns 1 when
+ * it was sent (after the pending iovecs), 0 when it goes unchanged (the
+ * caller adds it to the iovecs), -1 when c was closed or is closing.
+ */
+static int to_backend(struct conn *c, struct iovec *iov, int *n, const char *msg, const struct sf_msg *m)
+{
+	struct sidecar *sc = c->sc;
+	struct topo_conn tc;
+	struct topo_info info;
+	char host[INET6_ADDRSTRLEN + 2];
+	topo_conn_of(c, &tc, host, sizeof host);
+	int r = topo_rewrite(c->topo, &tc, TOPO_TO_BACKEND, msg, m, 1, c->idhdr, c->idhdr_len, &sc->topo_buf, &info);
+	if (r < 0) {
+		if (plain_writev(c, iov, *n) < 0)
+			return -1;
+		*n = 0;
+		refuse_untranslatable(c, msg, m, info.detail ? info.detail : "unparsable address");
+		return -1;
+	}
+	if (r == 0) {
+		if (*n + 2 * SF_MAX_STRIP + 4 > MAX_IOV) {
+			if (plain_writev(c, iov, *n) < 0)
+				return -1;
+			*n = 0;
+		}
+		return 0;
+	}
+	iov[*n].iov_base = sc->topo_buf.d;
+	iov[*n].iov_len = sc->topo_buf.len;
+	int rc = plain_writev(c, iov, *n + 1);
+	*n = 0;
+	return rc < 0 ? -1 : 1;
+}
+
+int conn_send_legacy_msg(struct conn *c, const char *msg, const struct sf_msg *m)
+{
+	struct sidecar *sc = c->sc;
+	struct topo_conn tc;
+	struct topo_info info;
+	char host[INET6_ADDRSTRLEN + 2];
+	c->msgs_out++;
+	if (!c->topo)
+		return tls_send(c, msg, m->len);
+	topo_conn_of(c, &tc, host, sizeof host);
+	int r = topo_rewrite(c->topo, &tc, TOPO_TO_TLS, msg, m, 0, NULL, 0, &sc->topo_buf, &info);
+	if (r < 0) {
+		/* the legacy server is trusted: pass what we cannot parse */
+		log_warn("%s=%s %s=%s message from the legacy server not translated: %s", section_kind(c),
+			 section_name(c), peer_word(c), c->peer.text, info.detail ? info.detail : "?");
+		r = 0;
+	}
+	if (info.register_ok && info.expires && c->role == ROLE_IN) {
+		double until = ev_now(sc->loop) + (double)info.expires + cfg_of(c)->registration_margin;
+		if (until > c->reg_until) {
+			c->reg_until = until;
+			log_debug("%s=%s %s=%s registered for %lus: kept open until then", section_kind(c),
+				  section_name(c), peer_word(c), c->peer.text, info.expires);
+		}
+	}
+	return r ? tls_send(c, sc->topo_buf.d, sc->topo_buf.len) : tls_send(c, msg, m->len);
+}
+
+/* Frames what the legacy server sent (with topology on) and sends each
+ * message translated. Returns -1 if c was closed. */
+static int plain_deliver(struct conn *c, const char *data, size_t len)
+{
+	size_t pos = 0;
+	const char *base = data;
+	if (c->pin.len) {
+		buf_append(&c->pin, data, len);
+		base = c->pin.d + c->pin.off;
+		len = c->pin.len;
+	}
+	while (pos < len) {
+		struct sf_msg m;
+		enum sf_result r = sf_parse(c->psf, base + pos, len - pos, &m);
+		if (r == SF_NEED_MORE)
+			break;
+		if (r == SF_MESSAGE) {
+			if (conn_send_legacy_msg(c, base + pos, &m) < 0)
+				return -1;
+		} else if (r == SF_PING || r == SF_SKIP) {
+			if (tls_send(c, base + pos, m.len) < 0)
+				return -1;
+		} else {
+			log_err("%s=%s %s=%s the legacy server sent a malformed message: %s (%s)", section_kind(c),
+				section_name(c), peer_word(c), c->peer.text, m.reason, m.detail ? m.detail : "");
+			conn_close(c, "malformed message from the legacy server");
+			return -1;
+		}
+		pos += m.len;
+	}
+	if (base == data) {
+		if (pos < len)
+			buf_append(&c->pin, data + pos, len - pos);
+	} else {
+		buf_consume(&c->pin, pos);
+	}
+	return 0;
+}
+
 /*
  * Frames data[0..len) from the TLS peer and delivers complete messages.
  * Returns the number of bytes consumed (the rest is a partial message), or
@@ -577,6 +721,12 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 				if (answer(c, data + pos, &m, 503, "Service Unavailable", "Retry-After: 30\r\n") < 0)
 					return -1;
 				c->nb_answered++;
+			} else if (c->topo) {
+				int t = to_backend(c, iov, &n, data + pos, &m);
+				if (t < 0)
+					return -1;
+				if (t == 0)
+					n = add_message_iov(c, iov, n, data + pos, &m);
 			} else {
 				if (n + 2 * SF_MAX_STRIP + 4 > MAX_IOV) {
 					if (plain_writev(c, iov, n) < 0)
@@ -746,9 +896,14 @@ static int plain_read(struct conn *c)
 		ssize_t r = recv(c->pfd, sc->scratch, REC_MAX, 0);
 		if (r > 0) {
 			c->t_active = ev_now(sc->loop);
-			c->msgs_out += msgcount_feed(&c->mc, sc->scratch, (size_t)r);
-			if (tls_send(c, sc->scratch, (size_t)r) < 0)
-				return -1;
+			if (c->psf) {
+				if (plain_deliver(c, sc->scratch, (size_t)r) < 0)
+					return -1;
+			} else {
+				c->msgs_out += msgcount_feed(&c->mc, sc->scratch, (size_t)r);
+				if (tls_send(c, sc->scratch, (size_t)r) < 0)
+					return -1;
+			}
 			if (r < REC_MAX)
 				return 0; /* the socket is most likely drained */
 			continue;
@@ -893,7 +1048,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		conn_close(c, c->reason ? c->reason : "drain timeout");
 		return;
 	}
-	double idle = cfg_of(c)->idle_timeout, left = c->t_active + idle - ev_now(loop);
+	double idle = cfg_of(c)->idle_timeout, until = c->t_active + idle;
+	if (c->reg_until > until)
+		until = c->reg_until; /* a registered flow lives as long as its binding */
+	double left = until - ev_now(loop);
 	if (left > 0.001) {
 		set_timer(c, left);
 		return;
@@ -906,6 +1064,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void start_relay(struct conn *c)
 {
 	c->state = CS_RELAY;
+	if (c->topo && c->role == ROLE_IN && c->sc->flow_tab)
+		flow_register(c);
 	set_timer(c, cfg_of(c)->idle_timeout);
 	io_want(c, &c->pio, (c->plain_eof ? 0 : EV_READ) | (c->to_plain.len ? EV_WRITE : 0));
 	io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));
@@ -948,6 +1108,15 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 						    : c->gen->cfg->connect[c->idx].identity_header;
 		c->sf = xmalloc(sizeof *c->sf);
 		sf_init(c->sf, c->gen->cfg->max_message_size, hname);
+		int topo_on = role == ROLE_IN ? c->gen->listen[c->idx].topo_on : c->gen->connect[c->idx].topo_on;
+		if (topo_on) {
+			c->topo = role == ROLE_IN ? &c->gen->listen[c->idx].topo : &c->gen->connect[c->idx].topo;
+			/* the legacy server is trusted: its messages are framed to be
+			 * translated, with room well past what peers may send */
+			size_t max = c->gen->cfg->max_message_size * 4;
+			c->psf = xmalloc(sizeof *c->psf);
+			sf_init(c->psf, max < 1024 * 1024 ? 1024 * 1024 : max, NULL);
+		}
 	}
 	return c;
 }

@@ -62,6 +62,13 @@ struct conn {
 	struct resolve_req *rreq;    /* out: pending resolution */
 	uint32_t nb_answered;        /* CS_NOBACKEND: 503s sent */
 	struct msgcount mc;          /* messages from the plaintext side */
+	/* topology (siptopo.h): NULL when addresses are not translated */
+	const struct topo_cfg *topo;
+	struct sipframe *psf;        /* framer of the plaintext side (with topo) */
+	struct buf pin;              /* partial message from the plaintext side */
+	uint64_t flow_id;            /* in: this connection's flow, 0 if none */
+	struct conn *flow_next;      /* in the loop's flow table */
+	double reg_until;            /* a registration it carried lasts until then */
 };
 
 /* Accept callback for [listen] sockets (inbound TLS). */
@@ -78,6 +85,10 @@ void conn_drain(struct conn *c);
 /* Re-runs the verdict on an established MTLS connection against the current
  * generation (reload); closes it when refused. Returns 0 if kept. */
 int conn_recheck(struct conn *c);
+/* Sends one complete message from the legacy server (m from sf_parse) to
+ * c's TLS peer, translated; used for messages that reach c's flow through
+ * a flow listener. Returns -1 if c was closed. */
+int conn_send_legacy_msg(struct conn *c, const char *msg, const struct sf_msg *m);
 /* Called by the resolver when the server's addresses are known (ai may be NULL). */
 void conn_resolved(struct conn *c, struct addrinfo *ai, int err);
 

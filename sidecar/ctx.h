@@ -14,6 +14,7 @@
 #include "util.h"
 
 struct conn;
+struct flowc;
 struct resolver;
 
 enum lsock_kind { LSOCK_LISTEN, LSOCK_CONNECT };
@@ -113,6 +114,17 @@ struct sidecar {
 	worker_fn call_fn;
 	void *call_arg;
 	int call_done, call_rc;
+	/* flows (siptopo.h): this loop's loopback listener where the legacy
+	 * server reaches TLS clients by their flow tokens, the connections it
+	 * accepted, and the table of this loop's flows by id */
+	unsigned char flow_key[TOPO_KEY_LEN]; /* main only: per-start HMAC key */
+	int flow_fd;
+	ev_io flow_io;
+	unsigned flow_port;
+	uint64_t flow_serial;
+	struct conn **flow_tab;
+	struct flowc *flowcs;
+	struct topo_out topo_buf;   /* one translated message at a time */
 };
 
 #endif

@@ -16,7 +16,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
+
 #include "conn.h"
+#include "flow.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -216,6 +219,7 @@ static int sidecar_exit(struct sidecar *sc, int code)
 	listeners_close_all(sc);
 	while (sc->conns)
 		conn_close(sc->conns, "shutdown");
+	flow_stop(sc);
 	gen_unref(sc->gen);
 	gnutls_free(sc->ticket_key.data);
 	free(sc->scratch);
@@ -274,6 +278,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((r = gnutls_session_ticket_key_generate(&sc.ticket_key)) < 0) {
 		log_err("cannot create the session ticket key: %s", gnutls_strerror(r));
+		return sidecar_exit(&sc, 1);
+	}
+	if ((r = gnutls_rnd(GNUTLS_RND_KEY, sc.flow_key, sizeof sc.flow_key)) < 0) {
+		log_err("cannot create the flow token key: %s", gnutls_strerror(r));
 		return sidecar_exit(&sc, 1);
 	}
 	sc.ninherited = sdn_listen_fds(sc.inherited, (int)(sizeof sc.inherited / sizeof sc.inherited[0]));

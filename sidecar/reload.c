@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "flow.h"
 #include "reload.h"
 #include "sdnotify.h"
 #include "workers.h"
@@ -38,6 +39,8 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 	if (!cfg)
 		return NULL;
 	struct gen *g = gen_build(cfg, d, &w);
+	if (g)
+		gen_set_flow_key(g, sc->flow_key);
 	for (size_t i = 0; i < w.n; i++)
 		log_warn("%s", w.msg[i]);
 	diag_free(&w);
@@ -119,6 +122,18 @@ static int apply_all(struct sidecar *sc, struct gen *g, struct diag *d, char *wh
 	return 0;
 }
 
+/* In each worker: its flow listener. */
+struct flow_arg {
+	const struct config *cfg;
+	unsigned port;
+};
+
+static int flow_start_fn(struct sidecar *w, void *arg)
+{
+	struct flow_arg *a = arg;
+	return flow_start(w, a->cfg, a->port);
+}
+
 int sidecar_load_initial(struct sidecar *sc)
 {
 	struct diag d = { 0 };
@@ -134,6 +149,12 @@ int sidecar_load_initial(struct sidecar *sc)
 		if (apply_all(sc, g, &d, NULL, 0, NULL) < 0) {
 			gen_unref(g);
 			g = NULL;
+		}
+		for (unsigned i = 0; g && i < sc->nworkers; i++) {
+			const struct config *cfg = sc->gen->cfg;
+			struct flow_arg fa = { cfg, cfg->flow_port ? cfg->flow_port + i : 0 };
+			if (worker_call(sc->workers[i], flow_start_fn, &fa) < 0)
+				return -1;
 		}
 	}
 	if (!g) {

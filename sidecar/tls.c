@@ -260,6 +260,80 @@ static int load_priority(gnutls_priority_t *prio, const char *conf, unsigned lin
 	return 0;
 }
 
+/* The first DNS name of the listener's first certificate (else its CN). */
+static int cert_dns_name(gnutls_certificate_credentials_t cred, char *out, size_t outsz)
+{
+	gnutls_datum_t der;
+	gnutls_x509_crt_t crt;
+	int found = 0;
+	if (gnutls_certificate_get_crt_raw(cred, 0, 0, &der) < 0 || gnutls_x509_crt_init(&crt) < 0)
+		return -1;
+	if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) >= 0) {
+		for (unsigned k = 0; k < 64 && !found; k++) {
+			char name[TOPO_HOST_MAX];
+			size_t n = sizeof name;
+			int t = gnutls_x509_crt_get_subject_alt_name(crt, k, name, &n, NULL);
+			if (t < 0)
+				break;
+			if (t == GNUTLS_SAN_DNSNAME && n < outsz && !strchr(name, '*')) {
+				memcpy(out, name, n);
+				out[n] = '\0';
+				found = 1;
+			}
+		}
+		if (!found) {
+			size_t n = outsz;
+			if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, out, &n) >= 0 && n)
+				found = 1;
+		}
+	}
+	gnutls_x509_crt_deinit(crt);
+	return found ? 0 : -1;
+}
+
+static void host_for_uri(char *out, size_t outsz, const char *host)
+{
+	snprintf(out, outsz, strchr(host, ':') ? "[%s]" : "%s", host);
+}
+
+/* The addresses a listener translates between. */
+static int setup_topology(struct gen *g, size_t i, struct diag *d)
+{
+	const struct listen_conf *lc = &g->cfg->listen[i];
+	struct lgen *lg = &g->listen[i];
+	struct topo_cfg *t = &lg->topo;
+	lg->topo_on = lc->topology && lc->sip_framing;
+	/* backend: "127.0.0.1:5060" / "[::1]:5060" */
+	const char *colon = strrchr(lc->backend.text, ':');
+	size_t hl = colon ? (size_t)(colon - lc->backend.text) : 0;
+	if (!colon || hl >= sizeof t->back_host)
+		return -1;
+	memcpy(t->back_host, lc->backend.text, hl);
+	t->back_host[hl] = '\0';
+	t->back_port = (unsigned)strtoul(colon + 1, NULL, 10);
+	const char *bcolon = strrchr(lc->bind.text, ':');
+	t->adv_port = lc->advertise_port ? lc->advertise_port : (unsigned)strtoul(bcolon + 1, NULL, 10);
+	if (lc->advertise_host) {
+		host_for_uri(t->adv_host, sizeof t->adv_host, lc->advertise_host);
+	} else if (cert_dns_name(lg->cred, t->adv_host, sizeof t->adv_host) < 0) {
+		if (lg->topo_on) {
+			diag_add(d, g->cfg->file, lc->line,
+				 "[listen %s] needs 'advertise': its certificate names no host", lc->name);
+			return -1;
+		}
+	}
+	host_for_uri(t->flow_host, sizeof t->flow_host, g->cfg->flow_host);
+	return 0;
+}
+
+void gen_set_flow_key(struct gen *g, const unsigned char *key)
+{
+	for (size_t i = 0; i < g->cfg->nlisten; i++)
+		g->listen[i].topo.key = key;
+	for (size_t i = 0; i < g->cfg->nconnect; i++)
+		g->connect[i].topo.key = key;
+}
+
 static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 {
 	const struct listen_conf *lc = &g->cfg->listen[i];
@@ -276,6 +350,8 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 			bad = 1;
 	if (load_priority(&lg->prio, lc->tls_priority, lc->tls_priority_line ? lc->tls_priority_line : lc->line,
 			  file, d) < 0)
+		bad = 1;
+	if (!bad && setup_topology(g, i, d) < 0)
 		bad = 1;
 	if (lc->client_auth == CLIENT_AUTH_NONE)
 		return bad ? -1 : 0;
@@ -380,6 +456,12 @@ struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w)
 	for (size_t i = 0; i < cfg->nconnect; i++)
 		if (build_connect(g, i, d, w) < 0)
 			bad = 1;
+	/* [connect]: the legacy server's own address, as the first [listen]
+	 * knows it, goes out as that listener's advertised one */
+	for (size_t i = 0; i < cfg->nconnect && cfg->nlisten && !bad; i++) {
+		g->connect[i].topo = g->listen[0].topo;
+		g->connect[i].topo_on = g->listen[0].topo_on && cfg->connect[i].topology && cfg->connect[i].sip_framing;
+	}
 	if (bad) {
 		gen_unref(g);
 		return NULL;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "siptopo.h"
 #include "util.h"
 #include "verify.h"
 
@@ -36,6 +37,8 @@ struct lgen {                       /* one [listen] */
 	size_t nsets;
 	struct verify_policy policy;
 	char **allow;                     /* allow-peer values */
+	int topo_on;                      /* translate addresses (topology and framing on) */
+	struct topo_cfg topo;             /* key: set by gen_set_flow_key */
 };
 
 struct cgen {                       /* one [connect] */
@@ -46,6 +49,8 @@ struct cgen {                       /* one [connect] */
 	struct trust_set set;
 	char *peer;                       /* server-name */
 	struct verify_policy policy;
+	int topo_on;                      /* the first [listen]'s translation, for the legacy's addresses */
+	struct topo_cfg topo;
 };
 
 struct gen {
@@ -68,6 +73,8 @@ struct gen {
  */
 struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w);
 void gen_ref(struct gen *g);
+/* Gives every translation of g (not yet shared) the per-start flow key. */
+void gen_set_flow_key(struct gen *g, const unsigned char *key);
 void gen_unref(struct gen *g);
 
 /* Appends to d a warning for each certificate/CA/CRL of g expiring within

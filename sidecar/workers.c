@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "flow.h"
 #include "listener.h"
 #include "log.h"
 #include "resolver.h"
@@ -128,6 +129,7 @@ static int worker_end(struct sidecar *w, void *arg)
 	(void)arg;
 	while (w->conns)
 		conn_close(w->conns, "shutdown");
+	flow_stop(w);
 	listeners_close_all(w);
 	resolver_free(w);
 	gen_unref(w->gen);

@@ -59,6 +59,7 @@ log-level = info
 [listen pub]
 bind = 127.0.0.1:$p_pub
 backend = 127.0.0.1:$BACKEND_PORT_ans
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 cert = $C/server-rsa.crt
@@ -69,6 +70,7 @@ key = $C/server-wrongname.key
 [listen raw]
 bind = 127.0.0.1:$p_raw
 backend = 127.0.0.1:$BACKEND_PORT_echo
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 sip-framing = off
@@ -76,6 +78,7 @@ sip-framing = off
 [listen down]
 bind = 127.0.0.1:$p_down
 backend = 127.0.0.1:$p_dead
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 sip-framing = off
@@ -87,6 +90,7 @@ if [ "$have_ipv6" = 1 ]; then
 [listen v6]
 bind = [::1]:$p_v6
 backend = 127.0.0.1:$BACKEND_PORT_ans
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 EOF

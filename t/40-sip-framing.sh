@@ -146,11 +146,13 @@ max-message-size = 4k
 [listen sip]
 bind = 127.0.0.1:$P
 backend = 127.0.0.1:$BACKEND_PORT_ans
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 [listen raw]
 bind = 127.0.0.1:$PRAW
 backend = 127.0.0.1:$BACKEND_PORT_raw
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 sip-framing = off

@@ -74,6 +74,7 @@ log-level = info
 [listen mtls]
 bind = 127.0.0.1:$PM
 backend = 127.0.0.1:$BACKEND_PORT_ans
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 client-auth = require
@@ -83,6 +84,7 @@ identity-header = $HDR
 [listen opt]
 bind = 127.0.0.1:$PO
 backend = 127.0.0.1:$BACKEND_PORT_ans
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 client-auth = optional
@@ -91,6 +93,7 @@ identity-header = $HDR
 [listen pp4]
 bind = 127.0.0.1:$PP
 backend = 127.0.0.1:$BACKEND_PORT_rec
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 client-auth = require
@@ -104,6 +107,7 @@ if [ "$have_ipv6" = 1 ]; then
 [listen pp6]
 bind = [::1]:$P6
 backend = 127.0.0.1:$BACKEND_PORT_rec
+topology = off             # byte-exact relay checks; translation: t/44-topology.sh
 cert = $C/server.crt
 key = $C/server.key
 client-auth = optional

@@ -383,7 +383,7 @@ static void test_good_minimal(void)
 	is_int(LOG_LVL_INFO, c->log_level, "log-level defaults to info");
 	is_int(20000, (long long)c->max_connections, "max-connections defaults to 20000");
 	ok(c->handshake_timeout == 10, "handshake-timeout defaults to 10 s (%g)", c->handshake_timeout);
-	ok(c->idle_timeout == 600, "idle-timeout defaults to 600 s (%g)", c->idle_timeout);
+	ok(c->idle_timeout == 3900, "idle-timeout defaults to 3900 s, past a 3600 s registration (%g)", c->idle_timeout);
 	ok(c->shutdown_timeout == 5, "shutdown-timeout defaults to 5 s (%g)", c->shutdown_timeout);
 	is_int(65536, (long long)c->max_message_size, "max-message-size defaults to 65536");
 	is_int(0, (long long)c->workers, "workers defaults to 0 (number of CPUs)");

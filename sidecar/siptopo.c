@@ -1,0 +1,1062 @@
+/*
+ * siptopo: address translation at the TLS boundary (see siptopo.h).
+ *
+ * The message is copied into the output header line by header line; the
+ * lines that carry URIs the sidecar translates are parsed and re-emitted,
+ * the others are copied as they are. A folded line of interest is unfolded.
+ * When nothing changed (and nothing was to be stripped or inserted), the
+ * caller sends the original bytes.
+ * SPDX-License-Identifier: MIT
+ */
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "siptopo.h"
+
+#define MAC_LEN 10
+#define TOKEN_RAW (8 + MAC_LEN)
+#define ORIG_MAX 1024
+
+/* ---- output ------------------------------------------------------------- */
+
+static void out_put(struct topo_out *o, const void *p, size_t n)
+{
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 1024;
+		while (cap < o->len + n)
+			cap *= 2;
+		char *d = realloc(o->d, cap);
+		if (!d)
+			abort(); /* our memory is bounded; OOM is fatal */
+		o->d = d;
+		o->cap = cap;
+	}
+	memcpy(o->d + o->len, p, n);
+	o->len += n;
+}
+
+static void out_str(struct topo_out *o, const char *s)
+{
+	out_put(o, s, strlen(s));
+}
+
+static void out_uint(struct topo_out *o, unsigned long v)
+{
+	char b[24];
+	int n = snprintf(b, sizeof b, "%lu", v);
+	out_put(o, b, (size_t)n);
+}
+
+/* ---- base64url (no padding) ------------------------------------------- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void out_b64(struct topo_out *o, const unsigned char *p, size_t n)
+{
+	char q[4];
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		q[0] = b64[(v >> 18) & 63];
+		q[1] = b64[(v >> 12) & 63];
+		q[2] = b64[(v >> 6) & 63];
+		q[3] = b64[v & 63];
+		out_put(o, q, n - i >= 3 ? 4 : n - i + 1);
+	}
+}
+
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decodes s[0..n) into out (size cap). Returns the length or -1. */
+static long b64_decode(const char *s, size_t n, unsigned char *out, size_t cap)
+{
+	size_t len = 0;
+	unsigned v = 0;
+	int bits = 0;
+	if (n % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int d = b64val(s[i]);
+		if (d < 0)
+			return -1;
+		v = (v << 6) | (unsigned)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (len >= cap)
+				return -1;
+			out[len++] = (unsigned char)(v >> bits);
+		}
+	}
+	return (long)len;
+}
+
+/* ---- small scanners ------------------------------------------------------ */
+
+static int is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int ieq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	return alen == blen && !strncasecmp(a, b, alen);
+}
+
+static int ieqn(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && !strncasecmp(a, b, alen);
+}
+
+/* ---- URIs ---------------------------------------------------------------- */
+
+struct uri {
+	const char *s;
+	size_t len;
+	int sips;
+	size_t user_len;         /* bytes before '@' after "sip:"; user = s + scheme_end */
+	int has_user;
+	size_t scheme_end;       /* offset just past ':' */
+	size_t host_off, host_len;
+	size_t port_off, port_len;
+	unsigned long port;      /* 0 when absent */
+	size_t params_off, params_len; /* ";..." up to '?' or the end */
+	size_t hdrs_off;         /* '?' or len */
+};
+
+/* Returns 0 (sip/sips URI parsed), 1 (another scheme: left alone) or -1. */
+static int uri_parse(const char *s, size_t len, struct uri *u)
+{
+	memset(u, 0, sizeof *u);
+	u->s = s;
+	u->len = len;
+	if (len >= 4 && !strncasecmp(s, "sip:", 4)) {
+		u->scheme_end = 4;
+	} else if (len >= 5 && !strncasecmp(s, "sips:", 5)) {
+		u->scheme_end = 5;
+		u->sips = 1;
+	} else {
+		return 1;
+	}
+	size_t p = u->scheme_end;
+	/* userinfo ends at the last '@' before params/headers of the host part;
+	 * a user may contain ';' (telephone-subscriber) but not '@' */
+	size_t at = 0;
+	for (size_t i = p; i < len && s[i] != '?'; i++)
+		if (s[i] == '@')
+			at = i + 1;
+	if (at) {
+		u->has_user = 1;
+		u->user_len = at - 1 - p;
+		p = at;
+	}
+	u->host_off = p;
+	if (p < len && s[p] == '[') {
+		while (p < len && s[p] != ']')
+			p++;
+		if (p == len)
+			return -1;
+		p++;
+	} else {
+		while (p < len && s[p] != ':' && s[p] != ';' && s[p] != '?') {
+			char c = s[p];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+			      c == '-' || c == '_'))
+				return -1;
+			p++;
+		}
+	}
+	u->host_len = p - u->host_off;
+	if (!u->host_len)
+		return -1;
+	if (p < len && s[p] == ':') {
+		p++;
+		u->port_off = p;
+		while (p < len && s[p] >= '0' && s[p] <= '9') {
+			u->port = u->port * 10 + (unsigned long)(s[p] - '0');
+			if (u->port > 65535)
+				return -1;
+			p++;
+		}
+		u->port_len = p - u->port_off;
+		if (!u->port_len || !u->port)
+			return -1;
+	}
+	if (p < len && s[p] != ';' && s[p] != '?')
+		return -1;
+	u->params_off = p;
+	while (p < len && s[p] != '?')
+		p++;
+	u->params_len = p - u->params_off;
+	u->hdrs_off = p;
+	return 0;
+}
+
+/* Finds uri-param NAME: returns 1 with the value span (vlen 0 when it has
+ * none) and the whole ";name[=value]" span, else 0. */
+static int param_find(const char *ps, size_t plen, const char *name, size_t *voff, size_t *vlen, size_t *off,
+		      size_t *len)
+{
+	size_t nlen = strlen(name);
+	size_t i = 0;
+	while (i < plen) {
+		if (ps[i] != ';') {
+			i++;
+			continue;
+		}
+		size_t st = i++;
+		size_t ns = i;
+		while (i < plen && ps[i] != ';' && ps[i] != '=')
+			i++;
+		size_t ne = i, vs = i, ve = i;
+		if (i < plen && ps[i] == '=') {
+			vs = ++i;
+			while (i < plen && ps[i] != ';')
+				i++;
+			ve = i;
+		}
+		if (ieqn(ps + ns, ne - ns, name, nlen)) {
+			*voff = vs;
+			*vlen = ve - vs;
+			*off = st;
+			*len = i - st;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int uri_param(const struct uri *u, const char *name, const char **v, size_t *vlen)
+{
+	size_t vo, vl, o, l;
+	if (!param_find(u->s + u->params_off, u->params_len, name, &vo, &vl, &o, &l))
+		return 0;
+	*v = u->s + u->params_off + vo;
+	*vlen = vl;
+	return 1;
+}
+
+static unsigned long uri_port_or_default(const struct uri *u)
+{
+	if (u->port)
+		return u->port;
+	const char *t;
+	size_t tl;
+	if (u->sips || (uri_param(u, "transport", &t, &tl) && ieqn(t, tl, "tls", 3)))
+		return 5061;
+	return 5060;
+}
+
+static int uri_names(const struct uri *u, const char *host, unsigned port)
+{
+	return ieq(u->s + u->host_off, u->host_len, host) && uri_port_or_default(u) == port;
+}
+
+/* Emits u with host:port replaced and the transport parameter's value
+ * "from" replaced by "to" (added as to when add_if_none and there is none
+ * on a sip: URI). */
+static void emit_moved(struct topo_out *o, const struct uri *u, const char *host, unsigned long port, const char *from,
+		       const char *to, int add_if_none)
+{
+	const char *s = u->s;
+	out_put(o, s, u->host_off);
+	out_str(o, host);
+	if (port) {
+		out_put(o, ":", 1);
+		out_uint(o, port);
+	}
+	const char *ps = s + u->params_off;
+	size_t plen = u->params_len;
+	size_t vo, vl, po, pl;
+	if (param_find(ps, plen, "transport", &vo, &vl, &po, &pl)) {
+		if (ieq(ps + vo, vl, from)) {
+			out_put(o, ps, vo);
+			out_str(o, to);
+			out_put(o, ps + vo + vl, plen - vo - vl);
+		} else {
+			out_put(o, ps, plen);
+		}
+	} else {
+		if (add_if_none && !u->sips) {
+			out_str(o, ";transport=");
+			out_str(o, to);
+		}
+		out_put(o, ps, plen);
+	}
+	out_put(o, s + u->hdrs_off, u->len - u->hdrs_off);
+}
+
+static void flow_mac(const unsigned char *key, uint64_t id, const char *orig, size_t olen, unsigned char *mac)
+{
+	unsigned char buf[8 + ORIG_MAX];
+	unsigned char dig[32];
+	for (int i = 0; i < 8; i++)
+		buf[i] = (unsigned char)(id >> (56 - 8 * i));
+	memcpy(buf + 8, orig, olen);
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, TOPO_KEY_LEN, buf, 8 + olen, dig) < 0)
+		memset(dig, 0xff, sizeof dig); /* cannot happen with SHA-256; never verifies */
+	memcpy(mac, dig, MAC_LEN);
+}
+
+/*
+ * Decodes and checks the flow parameters of u. Returns 1 with *id and the
+ * original URI in orig (*olen), 0 when u has no sc-flow, -1 when forged.
+ */
+static int flow_decode(const unsigned char *key, const struct uri *u, uint64_t *id, char *orig, size_t *olen)
+{
+	const char *t, *ov;
+	size_t tl, ovl;
+	if (!uri_param(u, "sc-flow", &t, &tl))
+		return 0;
+	if (!uri_param(u, "sc-o", &ov, &ovl))
+		return -1;
+	unsigned char raw[TOKEN_RAW + 2];
+	if (b64_decode(t, tl, raw, sizeof raw) != TOKEN_RAW)
+		return -1;
+	long n = b64_decode(ov, ovl, (unsigned char *)orig, ORIG_MAX);
+	if (n <= 0)
+		return -1;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | raw[i];
+	unsigned char mac[MAC_LEN];
+	flow_mac(key, v, orig, (size_t)n, mac);
+	unsigned char diff = 0;
+	for (int i = 0; i < MAC_LEN; i++)
+		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
+	if (diff || !v)
+		return -1;
+	*id = v;
+	*olen = (size_t)n;
+	return 1;
+}
+
+/* Emits the flow parameters for flow id and original URI orig. */
+static void emit_flow_params(struct topo_out *o, const unsigned char *key, uint64_t id, const char *orig, size_t olen)
+{
+	unsigned char raw[TOKEN_RAW];
+	for (int i = 0; i < 8; i++)
+		raw[i] = (unsigned char)(id >> (56 - 8 * i));
+	flow_mac(key, id, orig, olen, raw + 8);
+	out_str(o, ";sc-flow=");
+	out_b64(o, raw, sizeof raw);
+	out_str(o, ";sc-o=");
+	out_b64(o, (const unsigned char *)orig, olen);
+}
+
+/* Emits u with its flow parameters (sc-flow, sc-o) left out. */
+static void emit_without_flow(struct topo_out *o, const struct uri *u, const char *host, unsigned long port,
+			      const char *transport)
+{
+	const char *s = u->s;
+	out_put(o, s, u->host_off);
+	out_str(o, host);
+	if (port) {
+		out_put(o, ":", 1);
+		out_uint(o, port);
+	}
+	const char *ps = s + u->params_off;
+	size_t plen = u->params_len, i = 0;
+	while (i < plen) {
+		size_t st = i++;
+		while (i < plen && ps[i] != ';')
+			i++;
+		const char *p = ps + st + 1;
+		size_t l = i - st - 1;
+		if ((l >= 8 && !strncasecmp(p, "sc-flow=", 8)) || (l >= 5 && !strncasecmp(p, "sc-o=", 5)))
+			continue;
+		if (l >= 10 && !strncasecmp(p, "transport=", 10)) {
+			out_str(o, ";transport=");
+			out_str(o, transport);
+			continue;
+		}
+		out_put(o, ps + st, i - st);
+	}
+	/* the flow parameters go last, so this keeps them */
+	size_t vo, vl, po, pl;
+	(void)vo;
+	(void)vl;
+	if (param_find(ps, plen, "sc-flow", &vo, &vl, &po, &pl))
+		out_put(o, ps + po, pl);
+	if (param_find(ps, plen, "sc-o", &vo, &vl, &po, &pl))
+		out_put(o, ps + po, pl);
+	out_put(o, s + u->hdrs_off, u->len - u->hdrs_off);
+}
+
+enum ukind { U_ROUTE, U_CONTACT, U_RURI };
+
+struct ctx {
+	const struct topo_cfg *cfg;
+	const struct topo_conn *tc;
+	enum topo_dir dir;
+	struct topo_info *info;
+	int own; /* the last URI translated was this connection's own flow, restored */
+};
+
+/*
+ * Translates one URI into o. Returns 1 (written), 0 (unchanged: nothing
+ * written) or -1 (malformed).
+ */
+static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t len, struct topo_out *o)
+{
+	const struct topo_cfg *cfg = x->cfg;
+	struct uri u;
+	int r = uri_parse(s, len, &u);
+	if (r == 1)
+		return 0;
+	if (r < 0) {
+		x->info->detail = "unparsable URI";
+		return -1;
+	}
+	uint64_t id = 0;
+	char orig[ORIG_MAX];
+	size_t olen = 0;
+	if (x->dir == TOPO_TO_BACKEND) {
+		if (kind == U_CONTACT && x->tc->flow_id) {
+			if (len > ORIG_MAX) {
+				x->info->detail = "Contact URI too long";
+				return -1;
+			}
+			/* sip:USER@FLOWHOST:PORT;transport=tcp;sc-flow=..;sc-o=.. */
+			out_str(o, "sip:");
+			if (u.has_user) {
+				out_put(o, s + u.scheme_end, u.user_len);
+				out_put(o, "@", 1);
+			}
+			out_str(o, cfg->flow_host);
+			out_put(o, ":", 1);
+			out_uint(o, x->tc->flow_port);
+			out_str(o, ";transport=tcp");
+			emit_flow_params(o, cfg->key, x->tc->flow_id, s, len);
+			return 1;
+		}
+		if (!uri_names(&u, cfg->adv_host, cfg->adv_port))
+			return 0;
+		int f = flow_decode(cfg->key, &u, &id, orig, &olen);
+		if (f < 0) {
+			x->info->detail = "forged flow token";
+			return -1;
+		}
+		if (f > 0) {
+			emit_without_flow(o, &u, cfg->flow_host, (unsigned long)(id >> 48), "tcp");
+			return 1;
+		}
+		emit_moved(o, &u, cfg->back_host, cfg->back_port, "tls", "tcp", 0);
+		return 1;
+	}
+	/* to the TLS side */
+	if (ieq(s + u.host_off, u.host_len, cfg->flow_host)) {
+		int f = flow_decode(cfg->key, &u, &id, orig, &olen);
+		if (f > 0) {
+			if (id == x->tc->flow_id) {
+				x->own = 1;
+				out_put(o, orig, olen);
+				return 1;
+			}
+			emit_without_flow(o, &u, cfg->adv_host, cfg->adv_port, "tls");
+			return 1;
+		}
+	}
+	if (!uri_names(&u, cfg->back_host, cfg->back_port))
+		return 0;
+	emit_moved(o, &u, cfg->adv_host, cfg->adv_port, "tcp", "tls", 1);
+	return 1;
+}
+
+/* ---- header values ------------------------------------------------------- */
+
+static unsigned long parse_ulong(const char *s, size_t n)
+{
+	unsigned long v = 0;
+	size_t i = 0;
+	while (i < n && is_wsp(s[i]))
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		if (v < 100000000UL)
+			v = v * 10 + (unsigned long)(s[i] - '0');
+	return v;
+}
+
+/*
+ * Translates a list of name-addr / addr-spec values (Route, Record-Route,
+ * Path, Service-Route, Contact) from v[0..n) into o. Returns 1 when
+ * something changed, 0 when not, -1 when malformed.
+ */
+static int addr_list(struct ctx *x, enum ukind kind, const char *v, size_t n, struct topo_out *o)
+{
+	int changed = 0;
+	size_t i = 0;
+	while (i < n) {
+		size_t vstart = i;
+		while (i < n && is_wsp(v[i]))
+			i++;
+		if (i == n) {
+			out_put(o, v + vstart, n - vstart);
+			break;
+		}
+		size_t us, ue, rest;
+		int angle = 0;
+		if (kind == U_CONTACT && v[i] == '*') {
+			us = ue = i;
+			rest = i;
+		} else {
+			size_t j = i;
+			int inq = 0;
+			size_t lt = (size_t)-1;
+			for (; j < n; j++) {
+				char c = v[j];
+				if (inq) {
+					if (c == '\\')
+						j++;
+					else if (c == '"')
+						inq = 0;
+					continue;
+				}
+				if (c == '"')
+					inq = 1;
+				else if (c == '<') {
+					lt = j;
+					break;
+				} else if (c == ',' || c == ';')
+					break;
+			}
+			if (inq) {
+				x->info->detail = "unterminated quoted string";
+				return -1;
+			}
+			if (lt != (size_t)-1) {
+				angle = 1;
+				us = lt + 1;
+				ue = us;
+				while (ue < n && v[ue] != '>')
+					ue++;
+				if (ue == n) {
+					x->info->detail = "unterminated <URI>";
+					return -1;
+				}
+				rest = ue; /* '>' stays with the rest */
+			} else {
+				us = i;
+				ue = i;
+				while (ue < n && v[ue] != ',' && v[ue] != ';' && !is_wsp(v[ue]))
+					ue++;
+				rest = ue;
+			}
+			if (ue == us) {
+				x->info->detail = "empty URI";
+				return -1;
+			}
+		}
+		/* the header parameters: up to the next comma outside quotes */
+		size_t pe = rest;
+		int inq = 0;
+		for (; pe < n; pe++) {
+			char c = v[pe];
+			if (inq) {
+				if (c == '\\')
+					pe++;
+				else if (c == '"')
+					inq = 0;
+				continue;
+			}
+			if (c == '"')
+				inq = 1;
+			else if (c == ',')
+				break;
+		}
+		if (pe > n)
+			pe = n;
+		int own = 0;
+		if (ue > us) {
+			out_put(o, v + vstart, us - vstart);
+			size_t mark = o->len;
+			if (!angle)
+				out_put(o, "<", 1);
+			x->own = 0;
+			int r = uri_translate(x, kind, v + us, ue - us, o);
+			if (r < 0)
+				return -1;
+			if (r == 0) {
+				o->len = mark;
+				out_put(o, v + us, ue - us);
+			} else {
+				changed = 1;
+				if (!angle)
+					out_put(o, ">", 1);
+				own = x->own;
+			}
+		} else {
+			out_put(o, v + vstart, us - vstart);
+		}
+		if (x->dir == TOPO_TO_TLS && kind == U_CONTACT && x->info->register_ok) {
+			const char *ps = v + rest;
+			size_t pl = pe - rest, vo, vl, po, pln;
+			/* header params start after '>' (name-addr) or the URI */
+			if (pl && ps[0] == '>') {
+				ps++;
+				pl--;
+			}
+			if (param_find(ps, pl, "expires", &vo, &vl, &po, &pln)) {
+				unsigned long e = parse_ulong(ps + vo, vl);
+				if (own || x->tc->flow_id == 0) {
+					if (e > x->info->expires)
+						x->info->expires = e;
+				}
+			}
+		}
+		out_put(o, v + rest, pe - rest);
+		if (pe < n) {
+			out_put(o, ",", 1);
+			pe++;
+		}
+		i = pe;
+	}
+	return changed;
+}
+
+/* One Via value's parts. */
+struct via {
+	size_t proto_off, tr_off, tr_len;   /* "SIP/2.0/" and the transport */
+	size_t host_off, host_len, port_off, port_len;
+	unsigned long port;
+	size_t params_off, end;             /* ";..." up to the comma or the end */
+};
+
+static int via_parse(const char *v, size_t i, size_t n, struct via *p)
+{
+	while (i < n && is_wsp(v[i]))
+		i++;
+	p->proto_off = i;
+	/* "SIP / 2.0 / TRANSPORT" with optional LWS around the slashes */
+	int slashes = 0;
+	while (i < n && slashes < 2) {
+		if (v[i] == '/')
+			slashes++;
+		i++;
+	}
+	if (slashes < 2)
+		return -1;
+	while (i < n && is_wsp(v[i]))
+		i++;
+	p->tr_off = i;
+	while (i < n && !is_wsp(v[i]) && v[i] != ';' && v[i] != ',')
+		i++;
+	p->tr_len = i - p->tr_off;
+	while (i < n && is_wsp(v[i]))
+		i++;
+	p->host_off = i;
+	if (i < n && v[i] == '[') {
+		while (i < n && v[i] != ']')
+			i++;
+		if (i == n)
+			return -1;
+		i++;
+	} else {
+		while (i < n && v[i] != ':' && v[i] != ';' && v[i] != ',' && !is_wsp(v[i]))
+			i++;
+	}
+	p->host_len = i - p->host_off;
+	p->port = 0;
+	p->port_off = p->port_len = 0;
+	if (i < n && v[i] == ':') {
+		p->port_off = ++i;
+		while (i < n && v[i] >= '0' && v[i] <= '9') {
+			p->port = p->port * 10 + (unsigned long)(v[i] - '0');
+			if (p->port > 65535)
+				return -1;
+			i++;
+		}
+		p->port_len = i - p->port_off;
+	}
+	if (!p->tr_len || !p->host_len)
+		return -1;
+	while (i < n && is_wsp(v[i]))
+		i++;
+	p->params_off = i;
+	int inq = 0;
+	for (; i < n; i++) {
+		if (inq) {
+			if (v[i] == '"')
+				inq = 0;
+			continue;
+		}
+		if (v[i] == '"')
+			inq = 1;
+		else if (v[i] == ',')
+			break;
+	}
+	p->end = i;
+	return 0;
+}
+
+/* Emits the params of a Via value, dropping sc-tls and giving received
+ * and rport the values given (when not NULL). */
+static void via_params(struct topo_out *o, const char *ps, size_t plen, const char *received, const char *rport)
+{
+	size_t i = 0;
+	/* keep trailing whitespace before a comma as it was */
+	size_t end = plen;
+	while (end && is_wsp(ps[end - 1]))
+		end--;
+	while (i < end) {
+		size_t st = i++;
+		while (i < end && ps[i] != ';')
+			i++;
+		const char *p = ps + st + 1;
+		size_t l = i - st - 1;
+		if (ps[st] != ';') {
+			out_put(o, ps + st, i - st);
+			continue;
+		}
+		if (ieqn(p, l, "sc-tls", 6))
+			continue;
+		if (received && l >= 9 && !strncasecmp(p, "received=", 9)) {
+			out_str(o, ";received=");
+			out_str(o, received);
+			continue;
+		}
+		if (rport && ((l >= 6 && !strncasecmp(p, "rport=", 6)) || ieqn(p, l, "rport", 5))) {
+			out_str(o, ";rport=");
+			out_str(o, rport);
+			continue;
+		}
+		out_put(o, ps + st, i - st);
+	}
+	out_put(o, ps + end, plen - end);
+}
+
+static int via_list(struct ctx *x, int top_line, int is_request, const char *v, size_t n, struct topo_out *o)
+{
+	const struct topo_cfg *cfg = x->cfg;
+	int changed = 0;
+	size_t i = 0;
+	int first = 1;
+	while (i < n) {
+		struct via p;
+		if (via_parse(v, i, n, &p) < 0) {
+			x->info->detail = "unparsable Via";
+			return -1;
+		}
+		const char *tr = v + p.tr_off;
+		int tls = ieqn(tr, p.tr_len, "TLS", 3);
+		int tcp = ieqn(tr, p.tr_len, "TCP", 3);
+		const char *ps = v + p.params_off;
+		size_t plen = p.end - p.params_off;
+		size_t vo, vl, po, pl;
+		unsigned long port = p.port ? p.port : (tls ? 5061 : 5060);
+		int is_top = top_line && first;
+		if (x->dir == TOPO_TO_BACKEND && is_top && is_request && tls) {
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TCP");
+			out_put(o, v + p.tr_off + p.tr_len, p.end - p.tr_off - p.tr_len);
+			/* before trailing whitespace */
+			size_t k = o->len;
+			while (k > 0 && is_wsp(o->d[k - 1]))
+				k--;
+			char tail[64];
+			size_t tl = o->len - k;
+			if (tl > sizeof tail)
+				tl = 0;
+			memcpy(tail, o->d + k, tl);
+			o->len -= tl;
+			if (!param_find(ps, plen, "rport", &vo, &vl, &po, &pl))
+				out_str(o, ";rport");
+			out_str(o, ";sc-tls");
+			out_put(o, tail, tl);
+			changed = 1;
+		} else if (x->dir == TOPO_TO_TLS && is_top && !is_request && tcp &&
+			   param_find(ps, plen, "sc-tls", &vo, &vl, &po, &pl)) {
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TLS");
+			out_put(o, v + p.tr_off + p.tr_len, p.params_off - p.tr_off - p.tr_len);
+			char rp[16];
+			snprintf(rp, sizeof rp, "%u", x->tc->peer_port);
+			via_params(o, ps, plen, x->tc->peer_host, x->tc->peer_port ? rp : NULL);
+			changed = 1;
+		} else if (x->dir == TOPO_TO_BACKEND && tls && ieq(v + p.host_off, p.host_len, cfg->adv_host) &&
+			   port == cfg->adv_port) {
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TCP ");
+			out_str(o, cfg->back_host);
+			out_put(o, ":", 1);
+			out_uint(o, cfg->back_port);
+			out_put(o, ps, plen);
+			changed = 1;
+		} else if (x->dir == TOPO_TO_TLS && tcp && ieq(v + p.host_off, p.host_len, cfg->back_host) &&
+			   port == cfg->back_port) {
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TLS ");
+			out_str(o, cfg->adv_host);
+			out_put(o, ":", 1);
+			out_uint(o, cfg->adv_port);
+			out_put(o, ps, plen);
+			changed = 1;
+		} else {
+			out_put(o, v + i, p.end - i);
+		}
+		first = 0;
+		i = p.end;
+		if (i < n) {
+			out_put(o, ",", 1);
+			i++;
+		}
+	}
+	return changed;
+}
+
+/* ---- the message --------------------------------------------------------- */
+
+enum hkind { H_OTHER, H_ROUTE, H_CONTACT, H_VIA, H_CSEQ, H_EXPIRES };
+
+static enum hkind classify(const char *name, size_t n)
+{
+	switch (n) {
+	case 1:
+		if (name[0] == 'm' || name[0] == 'M')
+			return H_CONTACT;
+		if (name[0] == 'v' || name[0] == 'V')
+			return H_VIA;
+		return H_OTHER;
+	case 3:
+		return ieqn(name, n, "via", 3) ? H_VIA : H_OTHER;
+	case 4:
+		if (ieqn(name, n, "path", 4))
+			return H_ROUTE;
+		return ieqn(name, n, "cseq", 4) ? H_CSEQ : H_OTHER;
+	case 5:
+		return ieqn(name, n, "route", 5) ? H_ROUTE : H_OTHER;
+	case 7:
+		if (ieqn(name, n, "contact", 7))
+			return H_CONTACT;
+		return ieqn(name, n, "expires", 7) ? H_EXPIRES : H_OTHER;
+	case 12:
+		return ieqn(name, n, "record-route", 12) ? H_ROUTE : H_OTHER;
+	case 13:
+		return ieqn(name, n, "service-route", 13) ? H_ROUTE : H_OTHER;
+	default:
+		return H_OTHER;
+	}
+}
+
+static const char *find_crlf(const char *s, size_t from, size_t to)
+{
+	const char *p = memchr(s + from, '\n', to - from);
+	return p; /* the framer guarantees CRLF line ends */
+}
+
+int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum topo_dir dir, const char *msg,
+		 const struct sf_msg *m, int apply_strip, const char *idhdr, size_t idhdr_len, struct topo_out *out,
+		 struct topo_info *info)
+{
+	struct ctx x = { cfg, tc, dir, info, 0 };
+	struct topo_out unf = { 0 }; /* an unfolded header value */
+	memset(info, 0, sizeof *info);
+	out->len = 0;
+	int changed = 0, rc = -1;
+	size_t hdr_end = m->hdr_end;
+	const char *nl = find_crlf(msg, 0, hdr_end + 2);
+	if (!nl) {
+		info->detail = "no start line";
+		return -1;
+	}
+	size_t pos = (size_t)(nl - msg) + 1; /* first header line */
+	size_t sl_len = pos - 2;
+	if (m->is_request) {
+		const char *sp1 = memchr(msg, ' ', sl_len);
+		const char *sp2 = NULL;
+		for (size_t k = sl_len; k > 0; k--)
+			if (msg[k - 1] == ' ') {
+				sp2 = msg + k - 1;
+				break;
+			}
+		if (!sp1 || !sp2 || sp2 <= sp1 + 1) {
+			info->detail = "bad request line";
+			return -1;
+		}
+		size_t us = (size_t)(sp1 - msg) + 1, ue = (size_t)(sp2 - msg);
+		out_put(out, msg, us);
+		int r = uri_translate(&x, U_RURI, msg + us, ue - us, out);
+		if (r < 0)
+			goto done;
+		if (r == 0)
+			out_put(out, msg + us, ue - us);
+		changed |= r;
+		out_put(out, msg + ue, pos - ue);
+	} else {
+		/* "SIP/2.0 2xx": a success, perhaps to a REGISTER (see CSeq) */
+		out_put(out, msg, pos);
+		if (dir == TOPO_TO_TLS && sl_len >= 9 && msg[8] == '2')
+			info->register_ok = -1; /* decided by CSeq below */
+	}
+	/* CSeq first, so that Contact knows whether this answers a REGISTER */
+	if (info->register_ok) {
+		info->register_ok = 0;
+		size_t p = pos;
+		while (p < hdr_end) {
+			const char *e = find_crlf(msg, p, hdr_end + 2);
+			size_t le = (size_t)(e - msg) + 1;
+			const char *c = memchr(msg + p, ':', le - p);
+			if (c) {
+				size_t nlen = (size_t)(c - msg) - p;
+				while (nlen && is_wsp(msg[p + nlen - 1]))
+					nlen--;
+				if (classify(msg + p, nlen) == H_CSEQ) {
+					const char *q = c + 1, *end = msg + le;
+					while (q < end && (is_wsp(*q) || (*q >= '0' && *q <= '9')))
+						q++;
+					info->register_ok = end - q >= 8 && !strncasecmp(q, "REGISTER", 8);
+					break;
+				}
+			}
+			p = le;
+		}
+	}
+	unsigned long expires_hdr = 0;
+	int have_expires_hdr = 0;
+	unsigned k = 0;
+	int first_via = 1;
+	while (pos < hdr_end) {
+		/* one header: its line and any folded continuation lines */
+		size_t he = pos;
+		do {
+			const char *e = find_crlf(msg, he, hdr_end + 2);
+			he = (size_t)(e - msg) + 1;
+		} while (he < hdr_end && (msg[he] == ' ' || msg[he] == '\t'));
+		if (apply_strip && k < m->nstrip && m->strip[k].off == pos) {
+			pos = m->strip[k].off + m->strip[k].len;
+			k++;
+			continue;
+		}
+		const char *c = memchr(msg + pos, ':', he - pos);
+		enum hkind hk = H_OTHER;
+		size_t nlen = 0;
+		if (c) {
+			nlen = (size_t)(c - msg) - pos;
+			while (nlen && is_wsp(msg[pos + nlen - 1]))
+				nlen--;
+			hk = classify(msg + pos, nlen);
+		}
+		if (hk == H_OTHER || hk == H_CSEQ) {
+			out_put(out, msg + pos, he - pos);
+			pos = he;
+			continue;
+		}
+		size_t vs = (size_t)(c - msg) + 1, ve = he - 2;
+		if (hk == H_EXPIRES) {
+			expires_hdr = parse_ulong(msg + vs, ve - vs);
+			have_expires_hdr = 1;
+			out_put(out, msg + pos, he - pos);
+			pos = he;
+			continue;
+		}
+		/* the value, unfolded when folded */
+		const char *v = msg + vs;
+		size_t vn = ve - vs;
+		if (memchr(v, '\n', vn)) {
+			unf.len = 0;
+			for (size_t q = 0; q < vn; q++)
+				if (v[q] != '\r' && v[q] != '\n')
+					out_put(&unf, v + q, 1);
+			v = unf.d;
+			vn = unf.len;
+		}
+		size_t mark = out->len;
+		out_put(out, msg + pos, vs - pos);
+		int r;
+		if (hk == H_VIA) {
+			r = via_list(&x, first_via, m->is_request, v, vn, out);
+			first_via = 0;
+		} else {
+			r = addr_list(&x, hk == H_CONTACT ? U_CONTACT : U_ROUTE, v, vn, out);
+		}
+		if (r < 0)
+			goto done;
+		if (r == 0) {
+			out->len = mark;
+			out_put(out, msg + pos, he - pos);
+		} else {
+			out_put(out, "\r\n", 2);
+			changed = 1;
+		}
+		pos = he;
+	}
+	if (info->register_ok && !info->expires && have_expires_hdr)
+		info->expires = expires_hdr;
+	if (idhdr)
+		out_put(out, idhdr, idhdr_len);
+	out_put(out, msg + hdr_end, m->len - hdr_end);
+	rc = (changed || idhdr || (apply_strip && m->nstrip)) ? 1 : 0;
+done:
+	free(unf.d);
+	return rc;
+}
+
+int topo_flow_of(const unsigned char *key, const char *flow_host, const char *msg, const struct sf_msg *m,
+		 uint64_t *flow_id)
+{
+	if (!m->is_request)
+		return 0;
+	char orig[ORIG_MAX];
+	size_t olen;
+	struct uri u;
+	const char *sl = msg + m->start_line.off;
+	size_t sl_len = m->start_line.len;
+	const char *sp1 = memchr(sl, ' ', sl_len);
+	const char *sp2 = NULL;
+	for (size_t k = sl_len; k > 0; k--)
+		if (sl[k - 1] == ' ') {
+			sp2 = sl + k - 1;
+			break;
+		}
+	if (sp1 && sp2 && sp2 > sp1 + 1 && uri_parse(sp1 + 1, (size_t)(sp2 - sp1 - 1), &u) == 0 &&
+	    ieq(u.s + u.host_off, u.host_len, flow_host)) {
+		int r = flow_decode(key, &u, flow_id, orig, &olen);
+		if (r)
+			return r;
+	}
+	/* the top Route (a Path the registrar stored) */
+	size_t pos = m->start_line.off + m->start_line.len + 2;
+	while (pos < m->hdr_end) {
+		const char *e = memchr(msg + pos, '\n', m->hdr_end + 2 - pos);
+		if (!e)
+			break;
+		size_t le = (size_t)(e - msg) + 1;
+		const char *c = memchr(msg + pos, ':', le - pos);
+		if (c) {
+			size_t nlen = (size_t)(c - msg) - pos;
+			while (nlen && is_wsp(msg[pos + nlen - 1]))
+				nlen--;
+			if (ieqn(msg + pos, nlen, "route", 5)) {
+				const char *lt = memchr(c, '<', (size_t)(msg + le - c));
+				const char *gt = lt ? memchr(lt, '>', (size_t)(msg + le - lt)) : NULL;
+				if (lt && gt && uri_parse(lt + 1, (size_t)(gt - lt - 1), &u) == 0 &&
+				    ieq(u.s + u.host_off, u.host_len, flow_host))
+					return flow_decode(key, &u, flow_id, orig, &olen);
+				return 0;
+			}
+		}
+		pos = le;
+	}
+	return 0;
+}
