@@ -27,6 +27,9 @@
  *   -S            stall mode: accept but never read (to exercise the
  *                 sidecar's back-pressure); closes when the peer closes.
  *   -C N          answer mode: close the connection after N answers.
+ *   -r            answer mode: also copy Contact and Record-Route lines (a
+ *                 registrar's 200 OK lists the bindings; a proxy's answer
+ *                 carries the Record-Route)
  *   -p FILE       write the PID to FILE;  -P FILE  write the bound port.
  *                 Both are written atomically (temp file + rename), the port
  *                 file only after the socket listens.
@@ -96,6 +99,7 @@ static struct {
 	enum mode mode;
 	const char *dir;
 	unsigned long close_after;
+	bool registrar;        /* -r: answers copy Contact and Record-Route too */
 	int ep, lfd, sfd, events_fd;
 	bool listening;            /* lfd is in the epoll set */
 	unsigned long next_id, nconns;
@@ -547,6 +551,9 @@ static int answer_one(struct conn *c, const char *hdr, size_t len, unsigned long
 		for (k = 0; k < sizeof copy / sizeof copy[0]; k++)
 			if (hname_is(line, (size_t)(name_end - line), copy[k][0], copy[k][1]))
 				copying = true;
+		if (g.registrar && (hname_is(line, (size_t)(name_end - line), "Contact", "m") ||
+				    hname_is(line, (size_t)(name_end - line), "Record-Route", NULL)))
+			copying = true;
 		if (is_request && copying) {
 			memcpy(c->out.p + c->out.len, line, (size_t)(eol - line) + 2);
 			c->out.len += (size_t)(eol - line) + 2;
@@ -767,7 +774,7 @@ int main(int argc, char **argv)
 	unsigned port;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "l:d:aexSC:p:P:h")) != -1) {
+	while ((opt = getopt(argc, argv, "l:d:aexSC:p:P:rh")) != -1) {
 		switch (opt) {
 		case 'l': listen_spec = optarg; break;
 		case 'd': g.dir = optarg; break;
@@ -775,6 +782,9 @@ int main(int argc, char **argv)
 		case 'e': g.mode = MODE_ECHO; break;
 		case 'x': g.mode = MODE_SILENT; break;
 		case 'S': g.mode = MODE_STALL; break;
+		case 'r':
+			g.registrar = true;
+			break;
 		case 'C': {
 			char *end;
 			errno = 0;
