@@ -3,7 +3,7 @@
 # the variables bench.sh sets (LISTEN_ADDR LISTEN_PORT BACKEND_ADDR
 # BACKEND_PORT CERT_FILE KEY_FILE WORKERS) and execs the daemon.
 #   SIDECAR      path of the binary (default: ../sidecar/sip-sidecar next to this script)
-#   SIP_FRAMING  on|off (default on)
+off (default on)|off (default on)
 #   LOG_LEVEL    default warn (one log line per connection costs a write(2))
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +22,7 @@ backend = $BACKEND_ADDR:$BACKEND_PORT
 cert = $CERT_FILE
 key = $KEY_FILE
 sip-framing = ${SIP_FRAMING:-on}
+topology = ${TOPOLOGY:-on}
 CONF
 chmod 644 "$conf"
 exec "$bin" -c "$conf"
