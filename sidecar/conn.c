@@ -1006,7 +1006,9 @@ void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				return;
 			}
 			ssize_t r = recv(c->pfd, c->sc->scratch, REC_MAX, 0);
-			if (r > 0) {
+			if (r > 0 && c->psf) {
+				(void)plain_deliver(c, c->sc->scratch, (size_t)r); /* held by tls_send */
+			} else if (r > 0) {
 				c->bytes_out += (size_t)r;
 				c->msgs_out += msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
 				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);

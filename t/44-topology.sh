@@ -28,7 +28,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 43
+plan 47
 
 crlf() { printf '%s\r\n' "$@"; }
 client() {
@@ -60,8 +60,12 @@ wait_file_has() {
 start_backend reg -a -r || bail_out "cannot start the registrar stand-in"
 REG=$T_TMP/reg
 BP=$BACKEND_PORT_reg
+start_backend far -a -r || bail_out "cannot start the far stand-in"
+FAR=$T_TMP/far
 P=$(free_port)
 PA=$(free_port)
+PF=$(free_port)
+PC=$(free_port)
 conf=$T_TMP/sidecar.conf
 cat >"$conf" <<EOF
 [global]
@@ -83,8 +87,23 @@ backend = 127.0.0.1:$BP
 cert = $C/server.crt
 key = $C/server.key
 advertise = edge.example.test
+
+# a peer server's stand-in for [connect]: no translation there, so its
+# backend records what [connect] sent
+[listen far]
+bind = 127.0.0.1:$PF
+backend = 127.0.0.1:$BACKEND_PORT_far
+cert = $C/server.crt
+key = $C/server.key
+topology = off
+
+[connect out]
+bind = 127.0.0.1:$PC
+server = 127.0.0.1:$PF
+server-name = sip.example.test
+ca = $C/ca.crt
 EOF
-start_sidecar "$conf" "$P" "$PA" || bail_out "the daemon did not start"
+start_sidecar "$conf" "$P" "$PA" "$PF" "$PC" || bail_out "the daemon did not start"
 FP=$(sed -n 's/.*flows: the legacy server reaches TLS clients through 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SIDECAR_LOG" | head -n 1)
 [ -n "$FP" ]
 ok $? "the flow listener's port is logged ($FP)"
@@ -253,6 +272,26 @@ crlf "INVITE sip:nobody@127.0.0.1:$FP;transport=tcp SIP/2.0" "Via: SIP/2.0/TCP 1
 	>/dev/null 2>&1
 tr -d '\r' <"$T_TMP/none.out" | grep -aq '^SIP/2.0 430 Flow Failed$'
 ok $? "a request without a flow token on the flow listener gets 430 too"
+
+# ------------------------------------------- [connect]: the legacy's own
+crlf "INVITE sip:carol@sip.example.test SIP/2.0" "Via: SIP/2.0/TCP 127.0.0.1:$BP;branch=z9hG4bK-out" \
+	"Max-Forwards: 69" "Record-Route: <sip:127.0.0.1:$BP;transport=tcp;lr;ftag=o1>" \
+	"From: <sip:bob@sip.example.test>;tag=o1" "To: <sip:carol@sip.example.test>" \
+	"Call-ID: out-1" "CSeq: 1 INVITE" "Contact: <sip:bob@127.0.0.1:$BP;transport=tcp>" \
+	"Content-Length: 0" "" >"$T_TMP/out.in"
+"$TCPCLIENT" -c "127.0.0.1:$PC" --send "$T_TMP/out.in" --out "$T_TMP/out.out" --read-timeout 3000 \
+	>/dev/null 2>&1
+ok $? "the legacy server sends an INVITE out through [connect]"
+far_has() { cat "$FAR"/conn-*.bin 2>/dev/null | tr -d '\r' | grep -Eaq -- "$1"; }
+far_has "^Record-Route: <sip:sip.example.test:$P;transport=tls;lr;ftag=o1>$" &&
+	far_has "^Contact: <sip:bob@sip.example.test:$P;transport=tls>$" &&
+	far_has "^Via: SIP/2.0/TLS sip.example.test:$P;branch=z9hG4bK-out$"
+ok $? "... the peer server sees the first listener's advertised address (Record-Route, Contact, Via)"
+! cat "$FAR"/conn-*.bin | grep -aq "127.0.0.1"
+ok $? "... and no loopback address"
+tr -d '\r' <"$T_TMP/out.out" | grep -aq "^Record-Route: <sip:127.0.0.1:$BP;transport=tcp;lr;ftag=o1>$" &&
+	tr -d '\r' <"$T_TMP/out.out" | grep -aq "^Via: SIP/2.0/TCP 127.0.0.1:$BP;branch=z9hG4bK-out$"
+ok $? "... its answer brings the legacy server's own address back"
 
 stop_sidecar
 is 0 "$SIDECAR_STATUS" "the daemon exits 0 on SIGTERM"
