@@ -3,7 +3,8 @@
 # the variables bench.sh sets (LISTEN_ADDR LISTEN_PORT BACKEND_ADDR
 # BACKEND_PORT CERT_FILE KEY_FILE WORKERS) and execs the daemon.
 #   SIDECAR      path of the binary (default: ../sidecar/sip-sidecar next to this script)
-off (default on)|off (default on)
+#   SIP_FRAMING  on|off (default on)
+#   TOPOLOGY     on|off (default on): address translation at the TLS boundary
 #   LOG_LEVEL    default warn (one log line per connection costs a write(2))
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
