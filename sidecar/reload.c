@@ -5,14 +5,15 @@
 #include <autoconf.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "flow.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
-#include "flow.h"
 #include "reload.h"
 #include "sdnotify.h"
 #include "workers.h"
@@ -39,6 +40,15 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 	if (!cfg)
 		return NULL;
 	struct gen *g = gen_build(cfg, d, &w);
+	if (g && sc->gen && (strcmp(g->cfg->flow_host, sc->gen->cfg->flow_host) ||
+			     g->cfg->flow_port != sc->gen->cfg->flow_port)) {
+		/* the flow listeners stay where they are until a restart */
+		log_warn("%s: flow-bind changes take effect at restart", g->cfg->file);
+		free(g->cfg->flow_host);
+		g->cfg->flow_host = xstrdup(sc->gen->cfg->flow_host);
+		g->cfg->flow_port = sc->gen->cfg->flow_port;
+		gen_set_flow_host(g);
+	}
 	if (g)
 		gen_set_flow_key(g, sc->flow_key);
 	for (size_t i = 0; i < w.n; i++)

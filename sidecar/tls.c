@@ -326,6 +326,14 @@ static int setup_topology(struct gen *g, size_t i, struct diag *d)
 	return 0;
 }
 
+void gen_set_flow_host(struct gen *g)
+{
+	for (size_t i = 0; i < g->cfg->nlisten; i++)
+		host_for_uri(g->listen[i].topo.flow_host, sizeof g->listen[i].topo.flow_host, g->cfg->flow_host);
+	for (size_t i = 0; i < g->cfg->nconnect; i++)
+		host_for_uri(g->connect[i].topo.flow_host, sizeof g->connect[i].topo.flow_host, g->cfg->flow_host);
+}
+
 void gen_set_flow_key(struct gen *g, const unsigned char *key)
 {
 	for (size_t i = 0; i < g->cfg->nlisten; i++)
