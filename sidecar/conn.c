@@ -137,6 +137,7 @@ void conn_close(struct conn *c, const char *why)
 		flow_unregister(c);
 	free(c->sf);
 	free(c->psf);
+	free(c->topo_cache);
 	buf_free(&c->pin);
 	free(c->identity);
 	free(c->idhdr);
@@ -551,14 +552,19 @@ static int add_message_iov(struct conn *c, struct iovec *iov, int n, const char 
 	return n;
 }
 
-/* The TLS peer's side of a translation. */
-static void topo_conn_of(const struct conn *c, struct topo_conn *tc, char *host, size_t hostsz)
+/* The TLS peer's side of a translation; its address only when with_addr
+ * (a response to the TLS peer, whose top Via gets it). */
+static void topo_conn_of(struct conn *c, struct topo_conn *tc, char *host, size_t hostsz, int with_addr)
 {
 	const struct sockaddr_storage *ss = &c->peer.ss;
 	tc->flow_id = c->flow_id;
 	tc->flow_port = c->sc->flow_port;
 	host[0] = '\0';
 	tc->peer_port = 0;
+	tc->peer_host = host;
+	tc->cache = &c->topo_cache;
+	if (!with_addr)
+		return;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
 		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hostsz);
@@ -570,7 +576,6 @@ static void topo_conn_of(const struct conn *c, struct topo_conn *tc, char *host,
 		strcat(host, "]");
 		tc->peer_port = ntohs(a->sin6_port);
 	}
-	tc->peer_host = host;
 }
 
 /* Refuses a message from the TLS peer whose addresses cannot be
@@ -598,7 +603,7 @@ static int to_backend(struct conn *c, struct iovec *iov, int *n, const char *msg
 	struct topo_conn tc;
 	struct topo_info info;
 	char host[INET6_ADDRSTRLEN + 2];
-	topo_conn_of(c, &tc, host, sizeof host);
+	topo_conn_of(c, &tc, host, sizeof host, 0);
 	int r = topo_rewrite(c->topo, &tc, TOPO_TO_BACKEND, msg, m, 1, c->idhdr, c->idhdr_len, &sc->topo_buf, &info);
 	if (r < 0) {
 		if (plain_writev(c, iov, *n) < 0)
@@ -631,7 +636,7 @@ int conn_send_legacy_msg(struct conn *c, const char *msg, const struct sf_msg *m
 	c->msgs_out++;
 	if (!c->topo)
 		return tls_send(c, msg, m->len);
-	topo_conn_of(c, &tc, host, sizeof host);
+	topo_conn_of(c, &tc, host, sizeof host, !m->is_request);
 	int r = topo_rewrite(c->topo, &tc, TOPO_TO_TLS, msg, m, 0, NULL, 0, &sc->topo_buf, &info);
 	if (r < 0) {
 		/* the legacy server is trusted: pass what we cannot parse */

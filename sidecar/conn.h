@@ -69,6 +69,7 @@ struct conn {
 	uint64_t flow_id;            /* in: this connection's flow, 0 if none */
 	struct conn *flow_next;      /* in the loop's flow table */
 	double reg_until;            /* a registration it carried lasts until then */
+	struct topo_wrap_cache *topo_cache; /* its last wrapped Contact, or NULL */
 };
 
 /* Accept callback for [listen] sockets (inbound TLS). */

@@ -118,6 +118,7 @@ struct sidecar {
 	 * server reaches TLS clients by their flow tokens, the connections it
 	 * accepted, and the table of this loop's flows by id */
 	unsigned char flow_key[TOPO_KEY_LEN]; /* main only: per-start HMAC key */
+	struct topo_key flow_kctx;            /* main only: that key, prepared */
 	int flow_fd;
 	ev_io flow_io;
 	unsigned flow_port;

@@ -284,6 +284,7 @@ int main(int argc, char **argv)
 		log_err("cannot create the flow token key: %s", gnutls_strerror(r));
 		return sidecar_exit(&sc, 1);
 	}
+	topo_key_init(&sc.flow_kctx, sc.flow_key);
 	sc.ninherited = sdn_listen_fds(sc.inherited, (int)(sizeof sc.inherited / sizeof sc.inherited[0]));
 	if (sidecar_load_initial(&sc) < 0)
 		return sidecar_exit(&sc, 1);

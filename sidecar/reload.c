@@ -50,7 +50,7 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 		gen_set_flow_host(g);
 	}
 	if (g)
-		gen_set_flow_key(g, sc->flow_key);
+		gen_set_flow_key(g, &sc->flow_kctx);
 	for (size_t i = 0; i < w.n; i++)
 		log_warn("%s", w.msg[i]);
 	diag_free(&w);

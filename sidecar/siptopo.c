@@ -8,8 +8,6 @@
  * caller sends the original bytes.
  * SPDX-License-Identifier: MIT
  */
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +21,9 @@
 
 /* ---- output ------------------------------------------------------------- */
 
-static void out_put(struct topo_out *o, const void *p, size_t n)
+static inline void out_put(struct topo_out *o, const void *p, size_t n)
 {
-	if (o->len + n > o->cap) {
+	if (__builtin_expect(o->len + n > o->cap, 0)) {
 		size_t cap = o->cap ? o->cap : 1024;
 		while (cap < o->len + n)
 			cap *= 2;
@@ -44,11 +42,23 @@ static void out_str(struct topo_out *o, const char *s)
 	out_put(o, s, strlen(s));
 }
 
+static size_t fmt_uint(char *b, unsigned long v)
+{
+	char t[24];
+	size_t n = 0;
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		b[i] = t[n - 1 - i];
+	return n;
+}
+
 static void out_uint(struct topo_out *o, unsigned long v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof b, "%lu", v);
-	out_put(o, b, (size_t)n);
+	out_put(o, b, fmt_uint(b, v));
 }
 
 /* ---- base64url (no padding) ------------------------------------------- */
@@ -118,15 +128,30 @@ static int is_wsp(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int ieq(const char *a, size_t alen, const char *b)
+/* ASCII case-insensitive prefix compare of n bytes (b in lower case or
+ * not: both sides are folded). */
+static int ipre(const char *a, const char *b, size_t n)
 {
-	size_t blen = strlen(b);
-	return alen == blen && !strncasecmp(a, b, alen);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if ((unsigned)(x - 'A') < 26u)
+			x |= 0x20;
+		if ((unsigned)(y - 'A') < 26u)
+			y |= 0x20;
+		if (x != y)
+			return 0;
+	}
+	return 1;
 }
 
 static int ieqn(const char *a, size_t alen, const char *b, size_t blen)
 {
-	return alen == blen && !strncasecmp(a, b, alen);
+	return alen == blen && ipre(a, b, alen);
+}
+
+static int ieq(const char *a, size_t alen, const char *b)
+{
+	return ieqn(a, alen, b, strlen(b));
 }
 
 /* ---- URIs ---------------------------------------------------------------- */
@@ -151,9 +176,9 @@ static int uri_parse(const char *s, size_t len, struct uri *u)
 	memset(u, 0, sizeof *u);
 	u->s = s;
 	u->len = len;
-	if (len >= 4 && !strncasecmp(s, "sip:", 4)) {
+	if (len >= 4 && ipre(s, "sip:", 4)) {
 		u->scheme_end = 4;
-	} else if (len >= 5 && !strncasecmp(s, "sips:", 5)) {
+	} else if (len >= 5 && ipre(s, "sips:", 5)) {
 		u->scheme_end = 5;
 		u->sips = 1;
 	} else {
@@ -307,23 +332,27 @@ static void emit_moved(struct topo_out *o, const struct uri *u, const char *host
 	out_put(o, s + u->hdrs_off, u->len - u->hdrs_off);
 }
 
-static void flow_mac(const unsigned char *key, uint64_t id, const char *orig, size_t olen, unsigned char *mac)
+void topo_key_init(struct topo_key *k, const unsigned char raw[TOPO_KEY_LEN])
 {
-	unsigned char buf[8 + ORIG_MAX];
-	unsigned char dig[32];
+	hmac_sha256_set_key(&k->ctx, TOPO_KEY_LEN, raw);
+}
+
+static void flow_mac(const struct topo_key *key, uint64_t id, const char *orig, size_t olen, unsigned char *mac)
+{
+	struct hmac_sha256_ctx ctx = key->ctx; /* keyed states, computed once */
+	unsigned char idb[8];
 	for (int i = 0; i < 8; i++)
-		buf[i] = (unsigned char)(id >> (56 - 8 * i));
-	memcpy(buf + 8, orig, olen);
-	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, TOPO_KEY_LEN, buf, 8 + olen, dig) < 0)
-		memset(dig, 0xff, sizeof dig); /* cannot happen with SHA-256; never verifies */
-	memcpy(mac, dig, MAC_LEN);
+		idb[i] = (unsigned char)(id >> (56 - 8 * i));
+	hmac_sha256_update(&ctx, sizeof idb, idb);
+	hmac_sha256_update(&ctx, olen, (const uint8_t *)orig);
+	hmac_sha256_digest(&ctx, MAC_LEN, mac);
 }
 
 /*
  * Decodes and checks the flow parameters of u. Returns 1 with *id and the
  * original URI in orig (*olen), 0 when u has no sc-flow, -1 when forged.
  */
-static int flow_decode(const unsigned char *key, const struct uri *u, uint64_t *id, char *orig, size_t *olen)
+static int flow_decode(const struct topo_key *key, const struct uri *u, uint64_t *id, char *orig, size_t *olen)
 {
 	const char *t, *ov;
 	size_t tl, ovl;
@@ -353,9 +382,17 @@ static int flow_decode(const unsigned char *key, const struct uri *u, uint64_t *
 }
 
 /* Emits the flow parameters for flow id and original URI orig. */
-static void emit_flow_params(struct topo_out *o, const unsigned char *key, uint64_t id, const char *orig, size_t olen)
+static void emit_flow_params(struct topo_out *o, const struct topo_key *key, const struct topo_conn *tc,
+			     const char *orig, size_t olen)
 {
+	struct topo_wrap_cache *wc = tc->cache ? *tc->cache : NULL;
+	if (wc && wc->olen == olen && !memcmp(wc->d, orig, olen)) {
+		out_put(o, wc->d + olen, wc->plen);
+		return;
+	}
+	size_t at = o->len;
 	unsigned char raw[TOKEN_RAW];
+	uint64_t id = tc->flow_id;
 	for (int i = 0; i < 8; i++)
 		raw[i] = (unsigned char)(id >> (56 - 8 * i));
 	flow_mac(key, id, orig, olen, raw + 8);
@@ -363,6 +400,16 @@ static void emit_flow_params(struct topo_out *o, const unsigned char *key, uint6
 	out_b64(o, raw, sizeof raw);
 	out_str(o, ";sc-o=");
 	out_b64(o, (const unsigned char *)orig, olen);
+	if (tc->cache) {
+		size_t plen = o->len - at;
+		free(wc);
+		if (!(wc = *tc->cache = malloc(sizeof *wc + olen + plen)))
+			abort();
+		wc->olen = olen;
+		wc->plen = plen;
+		memcpy(wc->d, orig, olen);
+		memcpy(wc->d + olen, o->d + at, plen);
+	}
 }
 
 /* Emits u with its flow parameters (sc-flow, sc-o) left out. */
@@ -384,9 +431,9 @@ static void emit_without_flow(struct topo_out *o, const struct uri *u, const cha
 			i++;
 		const char *p = ps + st + 1;
 		size_t l = i - st - 1;
-		if ((l >= 8 && !strncasecmp(p, "sc-flow=", 8)) || (l >= 5 && !strncasecmp(p, "sc-o=", 5)))
+		if ((l >= 8 && ipre(p, "sc-flow=", 8)) || (l >= 5 && ipre(p, "sc-o=", 5)))
 			continue;
-		if (l >= 10 && !strncasecmp(p, "transport=", 10)) {
+		if (l >= 10 && ipre(p, "transport=", 10)) {
 			out_str(o, ";transport=");
 			out_str(o, transport);
 			continue;
@@ -448,7 +495,7 @@ static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t l
 			out_put(o, ":", 1);
 			out_uint(o, x->tc->flow_port);
 			out_str(o, ";transport=tcp");
-			emit_flow_params(o, cfg->key, x->tc->flow_id, s, len);
+			emit_flow_params(o, cfg->key, x->tc, s, len);
 			return 1;
 		}
 		if (!uri_names(&u, cfg->adv_host, cfg->adv_port))
@@ -731,12 +778,12 @@ static void via_params(struct topo_out *o, const char *ps, size_t plen, const ch
 		}
 		if (ieqn(p, l, "sc-tls", 6))
 			continue;
-		if (received && l >= 9 && !strncasecmp(p, "received=", 9)) {
+		if (received && l >= 9 && ipre(p, "received=", 9)) {
 			out_str(o, ";received=");
 			out_str(o, received);
 			continue;
 		}
-		if (rport && ((l >= 6 && !strncasecmp(p, "rport=", 6)) || ieqn(p, l, "rport", 5))) {
+		if (rport && ((l >= 6 && ipre(p, "rport=", 6)) || ieqn(p, l, "rport", 5))) {
 			out_str(o, ";rport=");
 			out_str(o, rport);
 			continue;
@@ -791,7 +838,7 @@ static int via_list(struct ctx *x, int top_line, int is_request, const char *v, 
 			out_str(o, "TLS");
 			out_put(o, v + p.tr_off + p.tr_len, p.params_off - p.tr_off - p.tr_len);
 			char rp[16];
-			snprintf(rp, sizeof rp, "%u", x->tc->peer_port);
+			rp[fmt_uint(rp, x->tc->peer_port)] = '\0';
 			via_params(o, ps, plen, x->tc->peer_host, x->tc->peer_port ? rp : NULL);
 			changed = 1;
 		} else if (x->dir == TOPO_TO_BACKEND && tls && ieq(v + p.host_off, p.host_len, cfg->adv_host) &&
@@ -873,6 +920,17 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 	struct topo_out unf = { 0 }; /* an unfolded header value */
 	memset(info, 0, sizeof *info);
 	out->len = 0;
+	if (out->cap < m->len + 1024) {
+		/* room for the message and some growth: out_put rarely reallocates */
+		size_t cap = out->cap ? out->cap : 4096;
+		while (cap < m->len + 1024)
+			cap *= 2;
+		char *d = realloc(out->d, cap);
+		if (!d)
+			abort();
+		out->d = d;
+		out->cap = cap;
+	}
 	int changed = 0, rc = -1;
 	size_t hdr_end = m->hdr_end;
 	const char *nl = find_crlf(msg, 0, hdr_end + 2);
@@ -925,7 +983,7 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 					const char *q = c + 1, *end = msg + le;
 					while (q < end && (is_wsp(*q) || (*q >= '0' && *q <= '9')))
 						q++;
-					info->register_ok = end - q >= 8 && !strncasecmp(q, "REGISTER", 8);
+					info->register_ok = end - q >= 8 && ipre(q, "REGISTER", 8);
 					break;
 				}
 			}
@@ -1012,7 +1070,7 @@ done:
 	return rc;
 }
 
-int topo_flow_of(const unsigned char *key, const char *flow_host, const char *msg, const struct sf_msg *m,
+int topo_flow_of(const struct topo_key *key, const char *flow_host, const char *msg, const struct sf_msg *m,
 		 uint64_t *flow_id)
 {
 	if (!m->is_request)

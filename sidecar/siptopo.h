@@ -4,7 +4,7 @@
  * legacy server sees (its own plaintext loopback address, the sidecar's
  * loopback flow address) and what the TLS side sees (the listener's
  * advertised URI). Pure code: no libev, no sockets; the only library call
- * is GnuTLS's HMAC for flow tokens.
+ * is nettle's HMAC-SHA-256 for flow tokens.
  *
  * URIs translated: the Request-URI, Route, Record-Route, Contact, Path and
  * Service-Route (compact "m:" too; several values per line; display names
@@ -38,6 +38,7 @@
 #ifndef SIDECAR_SIPTOPO_H
 #define SIDECAR_SIPTOPO_H
 
+#include <nettle/hmac.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,20 @@ enum topo_dir {
 	TOPO_TO_TLS      /* a message from the legacy server, for the TLS peer */
 };
 
+/* The flow tokens' HMAC-SHA-256 key, with its inner and outer states
+ * computed once. */
+struct topo_key {
+	struct hmac_sha256_ctx ctx;
+};
+void topo_key_init(struct topo_key *k, const unsigned char raw[TOPO_KEY_LEN]);
+
+/* A connection's last wrapped Contact and its token (the same Contact
+ * comes in every request of a client). */
+struct topo_wrap_cache {
+	size_t olen, plen;
+	char d[];               /* the original URI, then its flow parameters */
+};
+
 /* One listener's addresses (immutable while a generation lives). */
 struct topo_cfg {
 	char back_host[TOPO_HOST_MAX];  /* the legacy server as it names itself: "127.0.0.1", "[::1]" */
@@ -58,7 +73,7 @@ struct topo_cfg {
 	char adv_host[TOPO_HOST_MAX];   /* the advertised (public) host */
 	unsigned adv_port;
 	char flow_host[TOPO_HOST_MAX];  /* the sidecar's loopback flow address */
-	const unsigned char *key;       /* TOPO_KEY_LEN bytes: flow tokens' HMAC key */
+	const struct topo_key *key;     /* flow tokens' key: set by the owner */
 };
 
 /* One connection's side of the translation. */
@@ -67,6 +82,7 @@ struct topo_conn {
 	unsigned flow_port;     /* the flow port of this connection's event loop */
 	const char *peer_host;  /* the TLS peer's address (no brackets), for Via */
 	unsigned peer_port;
+	struct topo_wrap_cache **cache; /* NULL, or where to keep one (malloc'd; caller frees) */
 };
 
 /* A growing output buffer (the caller frees d). */
@@ -101,7 +117,7 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
  * Returns 1 with *flow_id, 0 when there is none, -1 when the token is
  * forged or damaged.
  */
-int topo_flow_of(const unsigned char *key, const char *flow_host, const char *msg, const struct sf_msg *m,
+int topo_flow_of(const struct topo_key *key, const char *flow_host, const char *msg, const struct sf_msg *m,
 		 uint64_t *flow_id);
 
 #endif

@@ -334,7 +334,7 @@ void gen_set_flow_host(struct gen *g)
 		host_for_uri(g->connect[i].topo.flow_host, sizeof g->connect[i].topo.flow_host, g->cfg->flow_host);
 }
 
-void gen_set_flow_key(struct gen *g, const unsigned char *key)
+void gen_set_flow_key(struct gen *g, const struct topo_key *key)
 {
 	for (size_t i = 0; i < g->cfg->nlisten; i++)
 		g->listen[i].topo.key = key;

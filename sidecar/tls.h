@@ -74,7 +74,7 @@ struct gen {
 struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w);
 void gen_ref(struct gen *g);
 /* Gives every translation of g (not yet shared) the per-start flow key. */
-void gen_set_flow_key(struct gen *g, const unsigned char *key);
+void gen_set_flow_key(struct gen *g, const struct topo_key *key);
 /* Sets every translation's flow host from g->cfg->flow_host. */
 void gen_set_flow_host(struct gen *g);
 void gen_unref(struct gen *g);
