@@ -556,7 +556,6 @@ static int add_message_iov(struct conn *c, struct iovec *iov, int n, const char 
  * (a response to the TLS peer, whose top Via gets it). */
 static void topo_conn_of(struct conn *c, struct topo_conn *tc, char *host, size_t hostsz, int with_addr)
 {
-	const struct sockaddr_storage *ss = &c->peer.ss;
 	tc->flow_id = c->flow_id;
 	tc->flow_port = c->sc->flow_port;
 	host[0] = '\0';
@@ -565,17 +564,14 @@ static void topo_conn_of(struct conn *c, struct topo_conn *tc, char *host, size_
 	tc->cache = &c->topo_cache;
 	if (!with_addr)
 		return;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hostsz);
-		tc->peer_port = ntohs(a->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		host[0] = '[';
-		inet_ntop(AF_INET6, &a->sin6_addr, host + 1, (socklen_t)hostsz - 2);
-		strcat(host, "]");
-		tc->peer_port = ntohs(a->sin6_port);
-	}
+	/* "1.2.3.4:5" or "[::1]:5", formatted at accept */
+	const char *colon = strrchr(c->peer.text, ':');
+	size_t n = colon ? (size_t)(colon - c->peer.text) : 0;
+	if (!n || n >= hostsz)
+		return;
+	memcpy(host, c->peer.text, n);
+	host[n] = '\0';
+	tc->peer_port = (unsigned)strtoul(colon + 1, NULL, 10);
 }
 
 /* Refuses a message from the TLS peer whose addresses cannot be

@@ -188,9 +188,12 @@ static int uri_parse(const char *s, size_t len, struct uri *u)
 	/* userinfo ends at the last '@' before params/headers of the host part;
 	 * a user may contain ';' (telephone-subscriber) but not '@' */
 	size_t at = 0;
-	for (size_t i = p; i < len && s[i] != '?'; i++)
-		if (s[i] == '@')
-			at = i + 1;
+	const char *a = memchr(s + p, '@', len - p);
+	if (a) {
+		const char *q = memchr(s + p, '?', (size_t)(a - s) - p);
+		if (!q)
+			at = (size_t)(a - s) + 1;
+	}
 	if (at) {
 		u->has_user = 1;
 		u->user_len = at - 1 - p;
@@ -514,6 +517,17 @@ static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t l
 	}
 	/* to the TLS side */
 	if (ieq(s + u.host_off, u.host_len, cfg->flow_host)) {
+		const struct topo_wrap_cache *wc = x->tc->cache ? *x->tc->cache : NULL;
+		const char *t, *ov;
+		size_t tl, ovl;
+		if (wc && uri_param(&u, "sc-flow", &t, &tl) && uri_param(&u, "sc-o", &ov, &ovl) && tl == 24 &&
+		    ovl == wc->plen - 39 && !memcmp(t, wc->d + wc->olen + 9, 24) &&
+		    !memcmp(ov, wc->d + wc->olen + 39, ovl)) {
+			/* the flow parameters this connection's last Contact got */
+			x->own = 1;
+			out_put(o, wc->d, wc->olen);
+			return 1;
+		}
 		int f = flow_decode(cfg->key, &u, &id, orig, &olen);
 		if (f > 0) {
 			if (id == x->tc->flow_id) {
@@ -878,6 +892,13 @@ enum hkind { H_OTHER, H_ROUTE, H_CONTACT, H_VIA, H_CSEQ, H_EXPIRES };
 
 static enum hkind classify(const char *name, size_t n)
 {
+	/* most header lines are none of these: decide on the first letter */
+	switch (name[0] | 0x20) {
+	case 'c': case 'e': case 'm': case 'p': case 'r': case 's': case 'v':
+		break;
+	default:
+		return H_OTHER;
+	}
 	switch (n) {
 	case 1:
 		if (name[0] == 'm' || name[0] == 'M')
@@ -967,27 +988,16 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 		if (dir == TOPO_TO_TLS && sl_len >= 9 && msg[8] == '2')
 			info->register_ok = -1; /* decided by CSeq below */
 	}
-	/* CSeq first, so that Contact knows whether this answers a REGISTER */
+	/* CSeq (found by the framer) says whether this answers a REGISTER */
 	if (info->register_ok) {
+		const char *q = msg + m->cseq.off, *end = q + m->cseq.len;
+		const char *c = m->cseq.len ? memchr(q, ':', m->cseq.len) : NULL;
 		info->register_ok = 0;
-		size_t p = pos;
-		while (p < hdr_end) {
-			const char *e = find_crlf(msg, p, hdr_end + 2);
-			size_t le = (size_t)(e - msg) + 1;
-			const char *c = memchr(msg + p, ':', le - p);
-			if (c) {
-				size_t nlen = (size_t)(c - msg) - p;
-				while (nlen && is_wsp(msg[p + nlen - 1]))
-					nlen--;
-				if (classify(msg + p, nlen) == H_CSEQ) {
-					const char *q = c + 1, *end = msg + le;
-					while (q < end && (is_wsp(*q) || (*q >= '0' && *q <= '9')))
-						q++;
-					info->register_ok = end - q >= 8 && ipre(q, "REGISTER", 8);
-					break;
-				}
-			}
-			p = le;
+		if (c) {
+			q = c + 1;
+			while (q < end && (is_wsp(*q) || (*q >= '0' && *q <= '9')))
+				q++;
+			info->register_ok = end - q >= 8 && ipre(q, "REGISTER", 8);
 		}
 	}
 	unsigned long expires_hdr = 0;
