@@ -9,11 +9,15 @@ fi
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh --full || { echo "dependency install failed"; exit 1; }
 sh scripts/build.sh || { echo "build failed"; exit 1; }
-# The framer's libFuzzer target (clang only): t/43-fuzz.sh runs it for a
-# bounded time (FUZZ_SECONDS) when it is there.
+# The libFuzzer targets of the framer and of the topology translation
+# (clang only): t/43-fuzz.sh runs them for a bounded time (FUZZ_SECONDS)
+# when they are there.
 if command -v clang-14 >/dev/null 2>&1; then
 	clang-14 -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isidecar \
 		-o t/fuzz-sipframe t/fuzz-sipframe.c sidecar/sipframe.c ||
+		{ echo "fuzzer build failed"; exit 1; }
+	clang-14 -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isidecar \
+		-o t/fuzz-siptopo t/fuzz-siptopo.c sidecar/siptopo.c sidecar/sipframe.c -lnettle ||
 		{ echo "fuzzer build failed"; exit 1; }
 fi
 make -s -j"$(nproc 2>/dev/null || echo 2)" check "$@" > test-output.log 2>&1

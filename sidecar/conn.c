@@ -569,7 +569,12 @@ static void topo_conn_of(struct conn *c, struct topo_conn *tc, char *host, size_
 	size_t n = colon ? (size_t)(colon - c->peer.text) : 0;
 	if (!n || n >= hostsz)
 		return;
-	memcpy(host, c->peer.text, n);
+	const char *h = c->peer.text;
+	if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+		h++; /* Via received takes an IPv6 address bare (RFC 3261, 5118) */
+		n -= 2;
+	}
+	memcpy(host, h, n);
 	host[n] = '\0';
 	tc->peer_port = (unsigned)strtoul(colon + 1, NULL, 10);
 }

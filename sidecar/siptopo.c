@@ -176,6 +176,11 @@ static int uri_parse(const char *s, size_t len, struct uri *u)
 	memset(u, 0, sizeof *u);
 	u->s = s;
 	u->len = len;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"')
+			return -1; /* not a URI (RFC 3261 section 25.1): escaped or nothing */
+	}
 	if (len >= 4 && ipre(s, "sip:", 4)) {
 		u->scheme_end = 4;
 	} else if (len >= 5 && ipre(s, "sips:", 5)) {
@@ -462,6 +467,7 @@ struct ctx {
 	enum topo_dir dir;
 	struct topo_info *info;
 	int own; /* the last URI translated was this connection's own flow, restored */
+	int hdr_expires_applies; /* one of our bindings has no expires parameter */
 };
 
 /*
@@ -678,11 +684,13 @@ static int addr_list(struct ctx *x, enum ukind kind, const char *v, size_t n, st
 				ps++;
 				pl--;
 			}
-			if (param_find(ps, pl, "expires", &vo, &vl, &po, &pln)) {
-				unsigned long e = parse_ulong(ps + vo, vl);
-				if (own || x->tc->flow_id == 0) {
+			if (own || x->tc->flow_id == 0) {
+				if (param_find(ps, pl, "expires", &vo, &vl, &po, &pln)) {
+					unsigned long e = parse_ulong(ps + vo, vl);
 					if (e > x->info->expires)
 						x->info->expires = e;
+				} else {
+					x->hdr_expires_applies = 1; /* the Expires header says */
 				}
 			}
 		}
@@ -937,7 +945,7 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 		 const struct sf_msg *m, int apply_strip, const char *idhdr, size_t idhdr_len, struct topo_out *out,
 		 struct topo_info *info)
 {
-	struct ctx x = { cfg, tc, dir, info, 0 };
+	struct ctx x = { cfg, tc, dir, info, 0, 0 };
 	struct topo_out unf = { 0 }; /* an unfolded header value */
 	memset(info, 0, sizeof *info);
 	out->len = 0;
@@ -1069,7 +1077,7 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 		}
 		pos = he;
 	}
-	if (info->register_ok && !info->expires && have_expires_hdr)
+	if (info->register_ok && x.hdr_expires_applies && have_expires_hdr && expires_hdr > info->expires)
 		info->expires = expires_hdr;
 	if (idhdr)
 		out_put(out, idhdr, idhdr_len);

@@ -80,7 +80,7 @@ struct topo_cfg {
 struct topo_conn {
 	uint64_t flow_id;       /* this connection's flow (0: do not wrap Contacts) */
 	unsigned flow_port;     /* the flow port of this connection's event loop */
-	const char *peer_host;  /* the TLS peer's address (no brackets), for Via */
+	const char *peer_host;  /* the TLS peer's address (IPv6 without brackets), for Via received */
 	unsigned peer_port;
 	struct topo_wrap_cache **cache; /* NULL, or where to keep one (malloc'd; caller frees) */
 };
@@ -102,10 +102,12 @@ struct topo_info {
  * Translates the complete message msg (described by m from sf_parse) in
  * direction dir. When strip spans (m->strip) or an identity header (idhdr,
  * inserted at the end of the header block) must be applied, they are applied
- * here too. Returns 1 with the whole new message in out (out->len bytes,
- * out reset first), 0 when the message goes unchanged (out untouched, and
- * neither strip spans nor idhdr were asked for), or -1 when a header that
- * must be translated does not parse (info->detail says which).
+ * here too. Returns 1 with the whole new message in out (out->len bytes),
+ * 0 when the message goes unchanged (neither strip spans nor idhdr were
+ * asked for; out holds scratch), or -1 when a header that must be
+ * translated does not parse (info->detail says which). A URI with white
+ * space, control bytes, non-ASCII bytes or <, >, " (unescaped) does not
+ * parse.
  */
 int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum topo_dir dir,
 		 const char *msg, const struct sf_msg *m, int apply_strip, const char *idhdr, size_t idhdr_len,
