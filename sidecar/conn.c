@@ -594,6 +594,47 @@ static void refuse_untranslatable(struct conn *c, const char *msg, const struct 
 }
 
 /*
+ * Messages the sidecar routes itself, past the legacy server: an in-dialog
+ * request without Route for a flow of ours (the legacy server did not
+ * record-route), and the answers to such requests (our Via on top).
+ * Returns 1 when handled, 0 when the message goes to the backend, -1 when
+ * c was closed or is closing.
+ */
+static int direct(struct conn *c, struct topo_conn *tc, struct iovec *iov, int *n, const char *msg,
+		  const struct sf_msg *m)
+{
+	struct sidecar *sc = c->sc;
+	struct topo_info info;
+	uint64_t id;
+	size_t off, cut;
+	int d = m->is_request ? topo_direct_request(c->topo, msg, m, &id)
+			      : topo_direct_response(c->topo->key, msg, m, &id, &off, &cut);
+	if (d == 0)
+		return 0;
+	int r = d < 0 ? -1 : topo_rewrite(c->topo, tc, TOPO_TO_BACKEND, msg, m, 1, NULL, 0, &sc->topo_buf, &info);
+	if (r < 0) {
+		/* what came before it is delivered whole; none of it */
+		if (plain_writev(c, iov, *n) < 0)
+			return -1;
+		*n = 0;
+		refuse_untranslatable(c, msg, m, d < 0 ? "forged flow token" : info.detail ? info.detail : "unparsable address");
+		return -1;
+	}
+	const char *t = r ? sc->topo_buf.d : msg;
+	size_t tlen = r ? sc->topo_buf.len : m->len;
+	log_debug("%s=%s %s=%s routed by the sidecar: %.*s", section_kind(c), section_name(c), peer_word(c),
+		  c->peer.text, (int)(m->start_line.len > 80 ? 80 : m->start_line.len), msg + m->start_line.off);
+	if (m->is_request) {
+		if (topo_add_via(c->topo, c->flow_id, t, tlen, &sc->topo_buf2) < 0)
+			return 0;
+		flow_post(sc, id, sc->topo_buf2.d, sc->topo_buf2.len);
+	} else {
+		(void)flow_route_answer(sc, c->topo->key, t, tlen);
+	}
+	return 1;
+}
+
+/*
  * Translates one message from the TLS peer for the backend. Returns 1 when
  * it was sent (after the pending iovecs), 0 when it goes unchanged (the
  * caller adds it to the iovecs), -1 when c was closed or is closing.
@@ -605,6 +646,11 @@ static int to_backend(struct conn *c, struct iovec *iov, int *n, const char *msg
 	struct topo_info info;
 	char host[INET6_ADDRSTRLEN + 2];
 	topo_conn_of(c, &tc, host, sizeof host, 0);
+	if (c->flow_id) {
+		int d = direct(c, &tc, iov, n, msg, m);
+		if (d != 0)
+			return d;
+	}
 	int r = topo_rewrite(c->topo, &tc, TOPO_TO_BACKEND, msg, m, 1, c->idhdr, c->idhdr_len, &sc->topo_buf, &info);
 	if (r < 0) {
 		if (plain_writev(c, iov, *n) < 0)

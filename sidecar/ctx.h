@@ -15,6 +15,7 @@
 
 struct conn;
 struct flowc;
+struct xmsg;
 struct resolver;
 
 enum lsock_kind { LSOCK_LISTEN, LSOCK_CONNECT };
@@ -126,6 +127,12 @@ struct sidecar {
 	struct conn **flow_tab;
 	struct flowc *flowcs;
 	struct topo_out topo_buf;   /* one translated message at a time */
+	struct topo_out topo_buf2;
+	/* messages other loops route to this loop's flows */
+	pthread_mutex_t xq_mu;
+	struct xmsg *xq_head, *xq_tail;
+	ev_async xq_async;
+	int xq_on;
 };
 
 #endif

@@ -33,6 +33,14 @@ struct flowc {
 	struct addr peer;
 };
 
+/* A message posted to another loop's flow. */
+struct xmsg {
+	struct xmsg *next;
+	uint64_t id;
+	size_t len;
+	char data[];
+};
+
 static size_t bucket(uint64_t id)
 {
 	return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 52) & (FLOW_TAB_SIZE - 1);
@@ -245,6 +253,112 @@ static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/* Delivers a complete message posted to flow id of this loop. */
+static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t len)
+{
+	struct sipframe f;
+	struct sf_msg m;
+	sf_init(&f, len + 1, NULL);
+	if (sf_parse(&f, data, len, &m) != SF_MESSAGE || m.len != len) {
+		log_err("flow: a routed message does not frame");
+		return;
+	}
+	struct conn *c = flow_find(w, id);
+	if (c && c->state == CS_RELAY && !c->tls_eof && !c->want_close) {
+		log_debug("flow to peer=%s: %.*s", c->peer.text, (int)(m.start_line.len > 80 ? 80 : m.start_line.len),
+			  data + m.start_line.off);
+		c->t_active = ev_now(w->loop);
+		(void)conn_send_legacy_msg(c, data, &m);
+		return;
+	}
+	metrics_refused(w, "flow failed");
+	log_warn("flow failed: the connection is gone (%.*s)",
+		 (int)(m.start_line.len > 80 ? 80 : m.start_line.len), data + m.start_line.off);
+	if (m.is_request && w->gen && w->gen->cfg->nlisten) {
+		char out[4096];
+		size_t n = sf_error_response(data, &m, 430, "Flow Failed", NULL, out, sizeof out);
+		if (n)
+			(void)flow_route_answer(w, w->gen->listen[0].topo.key, out, n);
+	}
+}
+
+static void xq_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct sidecar *w = a->data;
+	(void)loop, (void)revents;
+	pthread_mutex_lock(&w->xq_mu);
+	struct xmsg *x = w->xq_head;
+	w->xq_head = w->xq_tail = NULL;
+	pthread_mutex_unlock(&w->xq_mu);
+	while (x) {
+		struct xmsg *next = x->next;
+		flow_handle(w, x->id, x->data, x->len);
+		free(x);
+		x = next;
+	}
+}
+
+void flow_post(struct sidecar *w, uint64_t id, const char *data, size_t len)
+{
+	struct sidecar *m = w->main_ctx ? w->main_ctx : w, *t = NULL;
+	unsigned port = (unsigned)(id >> 48);
+	for (unsigned i = 0; i < m->nworkers && !t; i++)
+		if (m->workers[i] && m->workers[i]->flow_port == port && m->workers[i]->xq_on)
+			t = m->workers[i];
+	if (!t) {
+		metrics_refused(w, "flow failed");
+		log_warn("flow failed: no event loop has flow port %u", port);
+		return;
+	}
+	struct xmsg *x = xmalloc(sizeof *x + len);
+	x->next = NULL;
+	x->id = id;
+	x->len = len;
+	memcpy(x->data, data, len);
+	if (t == w) {
+		flow_handle(w, id, x->data, len);
+		free(x);
+		return;
+	}
+	pthread_mutex_lock(&t->xq_mu);
+	if (!t->xq_on) { /* that loop is stopping */
+		pthread_mutex_unlock(&t->xq_mu);
+		free(x);
+		return;
+	}
+	if (t->xq_tail)
+		t->xq_tail->next = x;
+	else
+		t->xq_head = x;
+	t->xq_tail = x;
+	ev_async_send(t->loop, &t->xq_async);
+	pthread_mutex_unlock(&t->xq_mu);
+}
+
+int flow_route_answer(struct sidecar *w, const struct topo_key *key, const char *msg, size_t len)
+{
+	struct sipframe f;
+	struct sf_msg m;
+	uint64_t id;
+	size_t off, cut;
+	sf_init(&f, len + 1, NULL);
+	if (sf_parse(&f, msg, len, &m) != SF_MESSAGE)
+		return 0;
+	int r = topo_direct_response(key, msg, &m, &id, &off, &cut);
+	if (r < 0) {
+		log_warn("flow: an answer with a forged Via of ours dropped");
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	char *d = xmalloc(len - cut);
+	memcpy(d, msg, off);
+	memcpy(d + off, msg + off + cut, len - off - cut);
+	flow_post(w, id, d, len - cut);
+	free(d);
+	return 1;
+}
+
 int flow_start(struct sidecar *w, const struct config *cfg, unsigned port)
 {
 	char text[300];
@@ -278,12 +392,38 @@ int flow_start(struct sidecar *w, const struct config *cfg, unsigned port)
 	ev_io_init(&w->flow_io, flow_accept_cb, fd, EV_READ);
 	w->flow_io.data = w;
 	ev_io_start(w->loop, &w->flow_io);
+	if (pthread_mutex_init(&w->xq_mu, NULL) != 0) {
+		log_err("flow: cannot create a mutex");
+		return -1;
+	}
+	pthread_mutex_lock(&w->xq_mu);
+	ev_async_init(&w->xq_async, xq_cb);
+	w->xq_async.data = w;
+	ev_async_start(w->loop, &w->xq_async);
+	ev_unref(w->loop); /* the queue alone does not keep the loop alive */
+	w->xq_on = 1;
+	pthread_mutex_unlock(&w->xq_mu);
 	log_info("flows: the legacy server reaches TLS clients through %s", a.text);
 	return 0;
 }
 
 void flow_stop(struct sidecar *w)
 {
+	if (w->xq_on) {
+		ev_ref(w->loop);
+		ev_async_stop(w->loop, &w->xq_async);
+		pthread_mutex_lock(&w->xq_mu);
+		struct xmsg *x = w->xq_head;
+		w->xq_head = w->xq_tail = NULL;
+		w->xq_on = 0;
+		pthread_mutex_unlock(&w->xq_mu);
+		while (x) {
+			struct xmsg *next = x->next;
+			free(x);
+			x = next;
+		}
+		/* the mutex stays: another loop may still look at xq_on */
+	}
 	while (w->flowcs)
 		flowc_close(w->flowcs);
 	if (w->flow_fd > 0) {
@@ -297,6 +437,7 @@ void flow_stop(struct sidecar *w)
 	free(w->flow_tab);
 	w->flow_tab = NULL;
 	free(w->topo_buf.d);
-	w->topo_buf.d = NULL;
-	w->topo_buf.len = w->topo_buf.cap = 0;
+	free(w->topo_buf2.d);
+	memset(&w->topo_buf, 0, sizeof w->topo_buf);
+	memset(&w->topo_buf2, 0, sizeof w->topo_buf2);
 }

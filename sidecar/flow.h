@@ -28,4 +28,13 @@ void flow_unregister(struct conn *c);
 /* The connection of a flow id of this loop, or NULL. */
 struct conn *flow_find(struct sidecar *w, uint64_t id);
 
+/* Sends a complete message to flow id, in whichever loop has it (a copy is
+ * made); a request for a flow that is gone is answered 430 through the
+ * sidecar's own Via. */
+void flow_post(struct sidecar *w, uint64_t id, const char *data, size_t len);
+/* A complete answer msg[0..len) whose top Via is the sidecar's own: cuts
+ * that Via and posts the rest to the flow it names. Returns 1 if it was
+ * ours (handled), 0 if not, -1 if our Via did not verify (dropped). */
+int flow_route_answer(struct sidecar *w, const struct topo_key *key, const char *msg, size_t len);
+
 #endif

@@ -872,8 +872,12 @@ static int via_list(struct ctx *x, int top_line, int is_request, const char *v, 
 			out_uint(o, cfg->back_port);
 			out_put(o, ps, plen);
 			changed = 1;
-		} else if (x->dir == TOPO_TO_TLS && tcp && ieq(v + p.host_off, p.host_len, cfg->back_host) &&
-			   port == cfg->back_port) {
+		} else if (x->dir == TOPO_TO_TLS && tcp &&
+			   ((ieq(v + p.host_off, p.host_len, cfg->back_host) && port == cfg->back_port) ||
+			    (ieq(v + p.host_off, p.host_len, cfg->flow_host) &&
+			     param_find(ps, plen, "branch", &vo, &vl, &po, &pl) && vl > 10 &&
+			     !memcmp(ps + vo, "z9hG4bKsc-", 10)))) {
+			/* the legacy server's Via, or the sidecar's own (edge proxy) */
 			out_put(o, v + i, p.tr_off - i);
 			out_str(o, "TLS ");
 			out_str(o, cfg->adv_host);
@@ -1135,4 +1139,146 @@ int topo_flow_of(const struct topo_key *key, const char *flow_host, const char *
 		pos = le;
 	}
 	return 0;
+}
+
+/* ---- requests the sidecar routes itself (RFC 5626 edge proxy) ------------ */
+
+#define SC_BRANCH "z9hG4bKsc-"
+#define SC_BRANCH_LEN 10
+
+/* The first header line named name (long form, or the compact one) at or
+ * after the start line: its offset, or 0. */
+static size_t find_header(const char *msg, const struct sf_msg *m, const char *name, char compact, size_t *vs,
+			  size_t *ve)
+{
+	size_t nl = strlen(name);
+	size_t pos = m->start_line.off + m->start_line.len + 2;
+	while (pos < m->hdr_end) {
+		const char *e = memchr(msg + pos, '\n', m->hdr_end + 2 - pos);
+		if (!e)
+			break;
+		size_t le = (size_t)(e - msg) + 1;
+		const char *c = memchr(msg + pos, ':', le - pos);
+		if (c && msg[pos] != ' ' && msg[pos] != '\t') {
+			size_t n = (size_t)(c - msg) - pos;
+			while (n && is_wsp(msg[pos + n - 1]))
+				n--;
+			if (ieqn(msg + pos, n, name, nl) || (compact && n == 1 && (msg[pos] | 0x20) == compact)) {
+				*vs = (size_t)(c - msg) + 1;
+				*ve = le - 2;
+				return pos;
+			}
+		}
+		pos = le;
+	}
+	return 0;
+}
+
+int topo_direct_request(const struct topo_cfg *cfg, const char *msg, const struct sf_msg *m, uint64_t *flow_id)
+{
+	size_t vs, ve;
+	if (!m->is_request || find_header(msg, m, "route", 0, &vs, &ve))
+		return 0;
+	const char *sl = msg + m->start_line.off;
+	size_t sl_len = m->start_line.len;
+	const char *sp1 = memchr(sl, ' ', sl_len);
+	const char *sp2 = NULL;
+	for (size_t k = sl_len; k > 0; k--)
+		if (sl[k - 1] == ' ') {
+			sp2 = sl + k - 1;
+			break;
+		}
+	struct uri u;
+	char orig[ORIG_MAX];
+	size_t olen;
+	if (!sp1 || !sp2 || sp2 <= sp1 + 1 || uri_parse(sp1 + 1, (size_t)(sp2 - sp1 - 1), &u) != 0 ||
+	    !uri_names(&u, cfg->adv_host, cfg->adv_port))
+		return 0;
+	return flow_decode(cfg->key, &u, flow_id, orig, &olen);
+}
+
+int topo_add_via(const struct topo_cfg *cfg, uint64_t from_id, const char *msg, size_t len, struct topo_out *out)
+{
+	/* the request's own top branch, for a deterministic branch of ours */
+	struct sf_msg m;
+	struct sipframe f;
+	sf_init(&f, len, NULL);
+	if (sf_parse(&f, msg, len, &m) != SF_MESSAGE || !m.nvia)
+		return -1;
+	const char *v = msg + m.via[0].off;
+	size_t vn = m.via[0].len;
+	const char *b = NULL;
+	for (size_t i = 0; i + 7 <= vn; i++)
+		if (ipre(v + i, "branch=", 7)) {
+			b = v + i + 7;
+			break;
+		}
+	size_t bl = 0;
+	while (b && b + bl < v + vn && bl < 40 && b[bl] != ';' && b[bl] != ',' && !is_wsp(b[bl]))
+		bl++;
+	unsigned char raw[TOKEN_RAW];
+	for (int i = 0; i < 8; i++)
+		raw[i] = (unsigned char)(from_id >> (56 - 8 * i));
+	flow_mac(cfg->key, from_id, "via", 3, raw + 8);
+	out->len = 0;
+	size_t sl_end = m.start_line.off + m.start_line.len + 2;
+	out_put(out, msg, sl_end);
+	out_str(out, "Via: SIP/2.0/TCP ");
+	out_str(out, cfg->flow_host);
+	out_put(out, ":", 1);
+	out_uint(out, (unsigned long)(from_id >> 48));
+	out_str(out, ";branch=" SC_BRANCH);
+	out_b64(out, raw, sizeof raw);
+	out_put(out, ".", 1);
+	for (size_t i = 0; i < bl; i++) {
+		char c = b[i];
+		out_put(out, (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? &c : "x", 1);
+	}
+	out_str(out, "\r\n");
+	out_put(out, msg + sl_end, len - sl_end);
+	return 0;
+}
+
+int topo_direct_response(const struct topo_key *key, const char *msg, const struct sf_msg *m, uint64_t *flow_id,
+			 size_t *cut_off, size_t *cut_len)
+{
+	if (m->is_request || !m->nvia)
+		return 0;
+	const char *v = msg + m->via[0].off;
+	size_t vn = m->via[0].len;
+	const char *c = memchr(v, ':', vn);
+	if (!c)
+		return 0;
+	size_t vs = (size_t)(c - v) + 1;
+	struct via p;
+	if (via_parse(v, vs, vn, &p) < 0)
+		return 0;
+	const char *ps = v + p.params_off;
+	size_t plen = p.end - p.params_off, vo, vl, po, pl;
+	if (!param_find(ps, plen, "branch", &vo, &vl, &po, &pl) || vl < SC_BRANCH_LEN + 24 ||
+	    memcmp(ps + vo, SC_BRANCH, SC_BRANCH_LEN))
+		return 0;
+	unsigned char raw[TOKEN_RAW + 2];
+	if (b64_decode(ps + vo + SC_BRANCH_LEN, 24, raw, sizeof raw) != TOKEN_RAW)
+		return -1;
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = (id << 8) | raw[i];
+	unsigned char mac[MAC_LEN], diff = 0;
+	flow_mac(key, id, "via", 3, mac);
+	for (int i = 0; i < MAC_LEN; i++)
+		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
+	if (diff || !id)
+		return -1;
+	*flow_id = id;
+	/* what to cut: the whole line when it holds only ours, else our value
+	 * and its comma */
+	if (p.end >= vn) {
+		*cut_off = m->via[0].off;
+		*cut_len = m->via[0].len + 2;
+	} else {
+		*cut_off = m->via[0].off + vs;
+		*cut_len = p.end + 1 - vs;
+	}
+	return 1;
 }

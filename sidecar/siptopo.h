@@ -122,4 +122,25 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 int topo_flow_of(const struct topo_key *key, const char *flow_host, const char *msg, const struct sf_msg *m,
 		 uint64_t *flow_id);
 
+/*
+ * In-dialog requests without a Route whose Request-URI is a flow of the
+ * sidecar (a peer that follows a Contact when the legacy server did not
+ * record-route) are for the sidecar itself (RFC 3261 section 16.4): it sends
+ * them straight to the flow as a stateless proxy (section 16.11), with a Via
+ * of its own whose branch names the sending connection, so the answers go
+ * back to it.
+ *
+ * topo_direct_request: 1 with *flow_id when msg (from a TLS peer) is such a
+ * request, 0 when not, -1 when its flow token is forged.
+ * topo_add_via: writes msg[0..len) (a complete request) into out with our
+ * Via on top, for the answers to reach flow from_id. Returns 0 or -1.
+ * topo_direct_response: 1 with *flow_id and the bytes of our Via to cut
+ * (offset, length) when msg is an answer whose top Via is ours, 0 when not,
+ * -1 when our Via does not verify.
+ */
+int topo_direct_request(const struct topo_cfg *cfg, const char *msg, const struct sf_msg *m, uint64_t *flow_id);
+int topo_add_via(const struct topo_cfg *cfg, uint64_t from_id, const char *msg, size_t len, struct topo_out *out);
+int topo_direct_response(const struct topo_key *key, const char *msg, const struct sf_msg *m, uint64_t *flow_id,
+			 size_t *cut_off, size_t *cut_len);
+
 #endif
