@@ -28,7 +28,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 47
+plan 56
 
 crlf() { printf '%s\r\n' "$@"; }
 client() {
@@ -219,6 +219,50 @@ MAL_FLOW=$(cat "$REG"/conn-*.bin | tr -d '\r' | grep -a -A6 'Call-ID: reg-mallor
 ALICE_TOKEN=$(printf '%s' "$ALICE_FLOW" | sed -n 's/.*sc-flow=\([^;]*\);.*/\1/p')
 [ -n "$MAL_FLOW" ] && [ "$MAL_FLOW" != "$ALICE_TOKEN" ]
 ok $? "... but as a flow of its own connection, not alice's"
+
+# ----------------------- an in-dialog request without Route: the sidecar routes it
+# (a legacy server that does not record-route is not in the dialog's path)
+crlf "BYE $ADV_FLOW SIP/2.0" "Via: SIP/2.0/TLS 192.0.2.20:5061;branch=z9hG4bK-dbye;rport" "Max-Forwards: 70" \
+	"From: <sip:dave@sip.example.test>;tag=d1" "To: <sip:alice@sip.example.test>;tag=a2" \
+	"Call-ID: bye-direct" "CSeq: 2 BYE" "Content-Length: 0" "" >"$T_TMP/dbye.in"
+mark_log
+"$TLSCLIENT" -c "127.0.0.1:$P" --ca "$C/ca.crt" --verify-name sip.example.test --send "$T_TMP/dbye.in" \
+	--out "$T_TMP/dave.out" --read-timeout 30000 --max-time 60000 >"$T_TMP/dave.log" 2>&1 &
+DAVE=$!
+track_pid "$DAVE"
+wait_file_has "$T_TMP/alice.out" "^BYE sip:alice@192.0.2.10:5061;transport=tls;ob SIP/2.0$"
+ok $? "a BYE without Route for alice's advertised flow reaches alice, for her own Contact"
+wait_file_has "$T_TMP/alice.out" "^Via: SIP/2.0/TLS sip.example.test:$P;branch=z9hG4bKsc-"
+ok $? "... with the sidecar's own Via on top (stateless proxy)"
+wait_new "routed by the sidecar: BYE"
+ok $? "... logged: routed by the sidecar"
+! backend_has "Call-ID: bye-direct"
+ok $? "... and the legacy server never sees it"
+tr -d '\r' <"$T_TMP/alice.out" | sed -n '/^BYE /,/^$/p' | grep '^Via:' >"$T_TMP/bye-vias"
+{
+	crlf "SIP/2.0 200 OK"
+	while IFS= read -r l; do crlf "$l"; done <"$T_TMP/bye-vias"
+	crlf "From: <sip:dave@sip.example.test>;tag=d1" "To: <sip:alice@sip.example.test>;tag=a2" \
+		"Call-ID: bye-direct" "CSeq: 2 BYE" "Content-Length: 0" ""
+} >"$T_TMP/bye200.in"
+client "$P" --send "$T_TMP/bye200.in" >/dev/null 2>&1
+ok $? "alice's answer (sent here from another connection)"
+wait_file_has "$T_TMP/dave.out" "^SIP/2.0 200 OK$"
+ok $? "... reaches the sender of the BYE through the sidecar's Via"
+wait_file_has "$T_TMP/dave.out" "^Via: SIP/2.0/TLS 192.0.2.20:5061;branch=z9hG4bK-dbye;rport=[0-9]+$"
+ok $? "... with its own Via back, the sidecar's gone"
+! backend_has "SIP/2.0 200 OK.*bye-direct" && ! backend_has "^CSeq: 2 BYE"
+ok $? "... and the legacy server never sees it"
+kill "$DAVE" 2>/dev/null
+wait_pid_exit "$DAVE" 10
+untrack_pid "$DAVE"
+sed 's/branch=z9hG4bKsc-./branch=z9hG4bKsc-A/' "$T_TMP/bye200.in" >"$T_TMP/bye200f.in"
+cmp -s "$T_TMP/bye200.in" "$T_TMP/bye200f.in" &&
+	sed -i 's/branch=z9hG4bKsc-./branch=z9hG4bKsc-B/' "$T_TMP/bye200f.in"
+mark_log
+client "$P" --send "$T_TMP/bye200f.in" >/dev/null 2>&1
+wait_new "refused: forged flow token"
+ok $? "an answer with a forged Via of the sidecar is refused (forged flow token)"
 
 # --------------------------------------------------------- forged tokens
 mark_log
