@@ -88,7 +88,8 @@ req mtls | t/tlsclient -c "127.0.0.1:$mtls" --ca "$dir/certs/ca.crt" --verify-na
 cat "$dir/mtls.out"
 grep -q '^SIP/2.0 200 OK' "$dir/mtls.out" || { echo "FAILED: no 200 OK"; exit 1; }
 echo
-echo "== what the legacy server received over plaintext TCP (the spoofed header is gone)"
+echo "== what the legacy server received over plaintext TCP (the spoofed header is gone;"
+echo "   the top Via says TCP, ;rport;sc-tls added: see \"Calls through the legacy server\")"
 cat "$dir"/legacy/conn-*.bin | tr -d '\r'
 echo
 echo "== a peer with a revoked certificate is refused; the legacy server gets nothing"
