@@ -136,7 +136,6 @@ void conn_close(struct conn *c, const char *why)
 	if (c->flow_id)
 		flow_unregister(c);
 	free(c->sf);
-	free(c->psf);
 	free(c->topo_cache);
 	buf_free(&c->pin);
 	free(c->identity);
@@ -715,7 +714,7 @@ static int plain_deliver(struct conn *c, const char *data, size_t len)
 	}
 	while (pos < len) {
 		struct sf_msg m;
-		enum sf_result r = sf_parse(c->psf, base + pos, len - pos, &m);
+		enum sf_result r = sf_trusted(base + pos, len - pos, c->pmax, &m);
 		if (r == SF_NEED_MORE)
 			break;
 		if (r == SF_MESSAGE) {
@@ -948,7 +947,7 @@ static int plain_read(struct conn *c)
 		ssize_t r = recv(c->pfd, sc->scratch, REC_MAX, 0);
 		if (r > 0) {
 			c->t_active = ev_now(sc->loop);
-			if (c->psf) {
+			if (c->pmax) {
 				if (plain_deliver(c, sc->scratch, (size_t)r) < 0)
 					return -1;
 			} else {
@@ -1058,7 +1057,7 @@ void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				return;
 			}
 			ssize_t r = recv(c->pfd, c->sc->scratch, REC_MAX, 0);
-			if (r > 0 && c->psf) {
+			if (r > 0 && c->pmax) {
 				(void)plain_deliver(c, c->sc->scratch, (size_t)r); /* held by tls_send */
 			} else if (r > 0) {
 				c->bytes_out += (size_t)r;
@@ -1168,8 +1167,7 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 			/* the legacy server is trusted: its messages are framed to be
 			 * translated, with room well past what peers may send */
 			size_t max = c->gen->cfg->max_message_size * 4;
-			c->psf = xmalloc(sizeof *c->psf);
-			sf_init(c->psf, max < 1024 * 1024 ? 1024 * 1024 : max, NULL);
+			c->pmax = (uint32_t)(max < 1024 * 1024 ? 1024 * 1024 : max > UINT32_MAX ? UINT32_MAX : max);
 		}
 	}
 	return c;

@@ -64,7 +64,7 @@ struct conn {
 	struct msgcount mc;          /* messages from the plaintext side */
 	/* topology (siptopo.h): NULL when addresses are not translated */
 	const struct topo_cfg *topo;
-	struct sipframe *psf;        /* framer of the plaintext side (with topo) */
+	uint32_t pmax;               /* with topo: largest message from the plaintext side */
 	struct buf pin;              /* partial message from the plaintext side */
 	uint64_t flow_id;            /* in: this connection's flow, 0 if none */
 	struct conn *flow_next;      /* in the loop's flow table */

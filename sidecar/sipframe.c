@@ -697,3 +697,95 @@ size_t sf_error_response(const char *buf, const struct sf_msg *m, int code,
 	put(&o, "Content-Length: 0\r\n\r\n", 21);
 	return o.ok ? o.n : 0;
 }
+
+enum sf_result sf_trusted(const char *buf, size_t len, size_t max_size, struct sf_msg *m)
+{
+	m->len = 0;
+	if (len && buf[0] == '\r') {
+		/* "\r\n\r\n" is a ping, a lone "\r\n" a stray CRLF */
+		if (len < 2)
+			return SF_NEED_MORE;
+		if (buf[1] != '\n')
+			goto bad;
+		if (len >= 3 && buf[2] != '\r') {
+			m->len = 2;
+			return SF_SKIP;
+		}
+		if (len < 4)
+			return SF_NEED_MORE;
+		if (buf[3] != '\n')
+			goto bad;
+		m->len = 4;
+		return SF_PING;
+	}
+	const char *nl = memchr(buf, '\n', len);
+	if (!nl)
+		goto more;
+	size_t sl_end = (size_t)(nl - buf);
+	if (sl_end < 1 || buf[sl_end - 1] != '\r')
+		goto bad;
+	m->start_line = span(0, sl_end - 1);
+	m->is_request = !(sl_end >= 8 && !memcmp(buf, "SIP/2.0 ", 8));
+	m->nstrip = 0;
+	m->nvia = 0;
+	m->cseq = span(0, 0);
+	m->from = m->to = m->call_id = m->cseq;
+	size_t cl = 0, ls = sl_end + 1;
+	for (;;) {
+		const char *e = memchr(buf + ls, '\n', len - ls);
+		if (!e)
+			goto more;
+		size_t lf = (size_t)(e - buf);
+		if (lf == ls + 1 && buf[ls] == '\r') {
+			m->hdr_end = ls;
+			m->body_len = cl;
+			m->len = lf + 1 + cl;
+			if (m->len > max_size)
+				goto bad;
+			if (m->len > len) {
+				m->len = 0;
+				return SF_NEED_MORE;
+			}
+			return SF_MESSAGE;
+		}
+		switch (LC(buf[ls])) {
+		case 'c':
+			if (lf - ls > 15 && eq_nocase(buf + ls, "content-length", 14))
+				goto length;
+			if (lf - ls > 5 && eq_nocase(buf + ls, "cseq", 4) && (buf[ls + 4] == ':' || IS_WSP(buf[ls + 4])))
+				m->cseq = span(ls, lf - 1 - ls);
+			break;
+		case 'l':
+			if (lf - ls > 2 && (buf[ls + 1] == ':' || IS_WSP(buf[ls + 1])))
+				goto length;
+			break;
+		case 'v':
+			if (!m->nvia && (buf[ls + 1] == ':' || IS_WSP(buf[ls + 1]) ||
+					 (lf - ls > 4 && eq_nocase(buf + ls, "via", 3) &&
+					  (buf[ls + 3] == ':' || IS_WSP(buf[ls + 3])))))
+				m->via[m->nvia++] = span(ls, lf - 1 - ls);
+			break;
+		}
+		ls = lf + 1;
+		continue;
+length:
+		{
+			const char *c = memchr(buf + ls, ':', lf - ls);
+			cl = 0;
+			if (c)
+				for (c++; c < buf + lf && (IS_WSP(*c) || (*c >= '0' && *c <= '9')); c++)
+					if (*c >= '0' && *c <= '9' && cl < 100000000)
+						cl = cl * 10 + (size_t)(*c - '0');
+		}
+		ls = lf + 1;
+	}
+more:
+	if (len > max_size)
+		goto bad;
+	return SF_NEED_MORE;
+bad:
+	m->error = 400;
+	m->reason = "malformed message";
+	m->detail = "from the legacy server";
+	return SF_ERROR;
+}

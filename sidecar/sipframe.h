@@ -104,4 +104,14 @@ size_t sf_error_response(const char *buf, const struct sf_msg *m, int code,
 			 const char *reason_phrase, const char *extra_headers,
 			 char *out, size_t outsz);
 
+/*
+ * Frames the trusted stream of the legacy server: one pass over the header
+ * lines (no validation beyond CRLF line ends), noting the start line, the
+ * first Via, CSeq and Content-Length; m->len, hdr_end, is_request, nvia and
+ * via[0], cseq and start_line are set. Same results as sf_parse otherwise
+ * (SF_PING, SF_SKIP, SF_NEED_MORE; SF_ERROR past max_size or without CRLF),
+ * but stateless: it scans from buf[0] on every call.
+ */
+enum sf_result sf_trusted(const char *buf, size_t len, size_t max_size, struct sf_msg *m);
+
 #endif

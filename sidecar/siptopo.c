@@ -8,6 +8,9 @@
  * caller sends the original bytes.
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1177,10 +1180,11 @@ static size_t find_header(const char *msg, const struct sf_msg *m, const char *n
 int topo_direct_request(const struct topo_cfg *cfg, const char *msg, const struct sf_msg *m, uint64_t *flow_id)
 {
 	size_t vs, ve;
-	if (!m->is_request || find_header(msg, m, "route", 0, &vs, &ve))
-		return 0;
 	const char *sl = msg + m->start_line.off;
 	size_t sl_len = m->start_line.len;
+	/* most requests name no flow: decide on the start line first */
+	if (!m->is_request || !memmem(sl, sl_len, "sc-flow=", 8) || find_header(msg, m, "route", 0, &vs, &ve))
+		return 0;
 	const char *sp1 = memchr(sl, ' ', sl_len);
 	const char *sp2 = NULL;
 	for (size_t k = sl_len; k > 0; k--)
@@ -1246,6 +1250,8 @@ int topo_direct_response(const struct topo_key *key, const char *msg, const stru
 		return 0;
 	const char *v = msg + m->via[0].off;
 	size_t vn = m->via[0].len;
+	if (!memmem(v, vn, SC_BRANCH, SC_BRANCH_LEN))
+		return 0; /* the common case: not ours */
 	const char *c = memchr(v, ':', vn);
 	if (!c)
 		return 0;

@@ -724,6 +724,35 @@ static void test_response(void)
 	is_int(0, (long long)sf_error_response(ack, &m, 400, NULL, NULL, out, sizeof out), "no response to an ACK");
 }
 
+/* sf_trusted: the legacy server's stream, framed without validation. */
+static void test_trusted(void)
+{
+	static const char two[] = "SIP/2.0 200 OK\r\nv: SIP/2.0/TCP a;branch=z9hG4bK1\r\nCSeq: 7 REGISTER\r\n"
+				  "l: 3\r\n\r\nabc"
+				  "INVITE sip:b@c SIP/2.0\r\nVia: SIP/2.0/TCP a\r\nContent-Length: 0\r\n\r\n";
+	struct sf_msg m;
+	size_t first = sizeof "SIP/2.0 200 OK\r\nv: SIP/2.0/TCP a;branch=z9hG4bK1\r\nCSeq: 7 REGISTER\r\nl: 3\r\n\r\nabc" - 1;
+	is_int(SF_MESSAGE, sf_trusted(S(two), MAX, &m), "trusted: a response");
+	is_int((long long)first, (long long)m.len, "trusted: its length (compact Content-Length)");
+	is_int(0, m.is_request, "trusted: a response is no request");
+	is_int(3, (long long)m.body_len, "trusted: body length");
+	is_int((long long)first - 5, (long long)m.hdr_end, "trusted: hdr_end at the empty line");
+	is_mem("CSeq: 7 REGISTER", 16, two + m.cseq.off, m.cseq.len, "trusted: the CSeq span");
+	is_int(1, m.nvia, "trusted: one Via noted");
+	is_mem("v: SIP/2.0/TCP a;branch=z9hG4bK1", 32, two + m.via[0].off, m.via[0].len, "trusted: the Via span");
+	is_int(SF_MESSAGE, sf_trusted(two + first, sizeof two - 1 - first, MAX, &m), "trusted: the next, a request");
+	ok(m.is_request, "trusted: is a request");
+	is_int(SF_NEED_MORE, sf_trusted(two, first - 1, MAX, &m), "trusted: a body short by one needs more");
+	is_int(SF_NEED_MORE, sf_trusted(two, 20, MAX, &m), "trusted: a header block cut short needs more");
+	is_int(SF_PING, sf_trusted(S("\r\n\r\nSIP"), MAX, &m), "trusted: CRLFCRLF is a ping");
+	is_int(4, (long long)m.len, "trusted: of 4 bytes");
+	is_int(SF_SKIP, sf_trusted(S("\r\nSIP"), MAX, &m), "trusted: a lone CRLF is skipped");
+	is_int(SF_NEED_MORE, sf_trusted(S("\r\n\r"), MAX, &m), "trusted: CRLFCR needs more");
+	is_int(SF_ERROR, sf_trusted(S("\rX"), MAX, &m), "trusted: a bare CR is an error");
+	is_int(SF_ERROR, sf_trusted(two, first, first - 1, &m), "trusted: past max_size is an error");
+	is_int(SF_ERROR, sf_trusted(S("SIP/2.0 200 OK\n\n"), MAX, &m), "trusted: bare LF line ends are an error");
+}
+
 int main(void)
 {
 	char *all;
@@ -745,5 +774,6 @@ int main(void)
 	test_strip();
 	test_folded();
 	test_response();
+	test_trusted();
 	return tap_done();
 }
