@@ -39,10 +39,21 @@
 #          route[WITHINDLG] cannot loose_route() them, drops the ACK and
 #          answers 404 Not here. These points pass only if the sidecar
 #          delivers such requests to the flow itself.
+#   topos  stock config (no defines) with the topos module loaded
+#          (topology hiding, a B2BUA-like stand-in). Changed by sed: three
+#          lines added, loadmodule db_text.so and topos.so and topos's
+#          db_url (a db_text directory in $T_TMP holding Debian's
+#          topos_d, topos_t and version table files, their string columns
+#          made nullable), and MESSAGE added to the methods the stock
+#          script record-routes (topos needs that, see below). Kamailio
+#          then strips Via and Record-Route history and puts its own
+#          Contact, sip:[ab]tpsh-...@127.0.0.1:KPORT;transport=tcp, into
+#          both legs of the dialog: in-dialog requests go to that Contact,
+#          which the sidecar must advertise as itself, not hand out as is.
 #   idle   stock WITH_NAT, the sidecar with idle-timeout = 3s: a UA that
 #          registered (regint=60) must still be called after its connection
 #          was quiet for longer than idle-timeout
-# Steps of nat, plain and norr: both register; alice calls bob (auto
+# Steps of nat, plain, norr and topos: both register; alice calls bob (auto
 # answer): INVITE reaches bob, 200 OK reaches alice, ACK reaches bob;
 # alice's re-INVITE (hold) gets 200 OK; bob's BYE ends the call; bob calls
 # alice, alice's BYE ends it; a ringing call (bob answers manually) is
@@ -53,7 +64,8 @@
 # --alias, -L, -Y, -P), defines with -A. Without WITH_MYSQL the stock config
 # keeps usrloc in memory (db_mode 0) and without WITH_AUTH it does not
 # authenticate (it only refuses to relay for foreign domains, hence the
-# alias sip.example.test).
+# alias sip.example.test). The norr and topos copies are the exceptions,
+# edited with sed as described above.
 #
 # baresip 1.0 (libre 1.1) loads sip_cafile but does not verify the server's
 # certificate (its TLS client never sets a verify mode or host name, and
@@ -93,6 +105,15 @@ for d in /usr/lib/baresip/modules /usr/lib/*/baresip/modules /usr/local/lib/bare
 	[ -f "$d/g711.so" ] && BS_MODS=$d && break
 done
 [ -n "$BS_MODS" ] || skip_all "baresip module directory (with g711.so) not found"
+# topos: its own modules, not part of the stock configuration
+TOPOS_MISSING=
+for m in db_text topos; do
+	[ -f "$KAM_MPATH/$m.so" ] || TOPOS_MISSING+=" $m.so"
+done
+TOPOS_TABLES=${KAMAILIO_DBTEXT_DIR:-/usr/share/kamailio/dbtext/kamailio}
+for f in topos_d topos_t version; do
+	[ -r "$TOPOS_TABLES/$f" ] || TOPOS_MISSING+=" $TOPOS_TABLES/$f"
+done
 for m in stdio menu account contact g711 aubridge; do
 	[ -f "$BS_MODS/$m.so" ] || skip_all "baresip module $m.so not installed"
 done
@@ -158,7 +179,7 @@ wait_until() {
 
 KPORT=$(free_port) && LPORT=$(free_port) || bail_out "no free ports"
 
-plan 41
+plan 53
 
 # Per namespace, all kept for the whole script: the DNS responder, the
 # tunnel to the sidecar's listener and the trap on the legacy server's port.
@@ -234,6 +255,38 @@ sed 's/^\([[:space:]]*\)record_route();/\1; # record_route(); 72-calls: disabled
 	"$STOCK_CFG" >"$T_TMP/kamailio-norr.cfg"
 grep -q '72-calls: disabled' "$T_TMP/kamailio-norr.cfg" ||
 	diag "norr: no 'record_route();' line in $STOCK_CFG: the norr run record-routes"
+
+# topos: the stock configuration plus topology hiding. topos keeps its
+# dialog and branch records in a database: db_text, a directory of table
+# files (Debian's, with the version table, which db_text checks). Every
+# string column made nullable: topos 5.6 inserts NULL for the columns it
+# has no value for (x_context without a "context" parameter, a_srcaddr
+# and others in branch records), which db_text refuses for a column
+# declared without "null" -- and then topos stores nothing, logs
+# "failed to store", and silently passes every message through unhidden.
+mkdir -p "$T_TMP/topos-db" &&
+	cp "$TOPOS_TABLES/version" "$T_TMP/topos-db/" 2>/dev/null &&
+	for f in topos_d topos_t; do
+		sed '1s/(string)/(string,null)/g' "$TOPOS_TABLES/$f" >"$T_TMP/topos-db/$f" || break
+	done
+# topos needs record_route() for every initial request it is to handle
+# (its README: "It also works for SIP MESSAGE ... record_route() must be
+# used for them as well"); the stock script record-routes INVITE and
+# SUBSCRIBE only. Without it topos stores nothing for a MESSAGE (warning
+# "no local address - do record routing for all initial requests") but
+# still strips the caller's Via from it: the callee's 200 OK then leaves
+# Kamailio without any Via (error "tps_prepare_msg(): mandatory headers
+# missing - via1: (nil)"), and the caller cannot match it.
+sed -e '/^loadmodule "counters.so"/a\
+loadmodule "db_text.so" # 72-calls: topos\
+loadmodule "topos.so" # 72-calls: topos\
+modparam("topos", "db_url", "text://'"$T_TMP/topos-db"'") # 72-calls: topos' \
+	-e 's/^\([[:space:]]*if (is_method("INVITE|SUBSCRIBE\)")) {$/\1|MESSAGE")) { # 72-calls: topos/' \
+	"$STOCK_CFG" >"$T_TMP/kamailio-topos.cfg"
+grep -q '^loadmodule "topos.so"' "$T_TMP/kamailio-topos.cfg" ||
+	TOPOS_MISSING+=" (no 'loadmodule \"counters.so\"' line in $STOCK_CFG to add topos after)"
+grep -q 'SUBSCRIBE|MESSAGE")) { # 72-calls: topos' "$T_TMP/kamailio-topos.cfg" ||
+	diag "topos: no 'if (is_method(\"INVITE|SUBSCRIBE\")) {' line in $STOCK_CFG: MESSAGE not record-routed"
 
 # ------------------------------------------------------------- sidecar
 
@@ -648,14 +701,18 @@ cancel() {
 	ua_say "$b" "/answermode auto"
 }
 
-# message A B VAR: MESSAGE A -> B; 1 point
+# message A B VAR: MESSAGE A -> B; 1 point. The 2xx must be A's: libre
+# traces every response it receives, and reports one that matches none of
+# its transactions (e.g. one that lost its Via) as "unhandeled response";
+# it then waits for its transaction's timeout (32 s).
 message() {
 	local a=$1 b=$2 var=$3 text=hello-$3-$$
 	mark_all
 	ua_say "$a" "/message $text"
 	step "$var: MESSAGE $a -> $b is delivered (shown by $b, 200 OK back)" "$T_EV" \
-		"ua_says $b ': \"$text\"' && has $a recv MESSAGE 'SIP/2.0 2'" \
-		"final_err $a MESSAGE"
+		"ua_says $b ': \"$text\"' && has $a recv MESSAGE 'SIP/2.0 2' && sleep 0.3 &&
+			! ua_says $a 'unhandeled response'" \
+		"final_err $a MESSAGE || ua_says $a 'unhandeled response'"
 }
 
 no_leaks() {
@@ -784,6 +841,11 @@ VAR_NOTE="norr: without record-routing, in-dialog requests carry no Route header
   other requests 404 Not here."
 variant norr "$T_TMP/kamailio-norr.cfg"
 VAR_NOTE=
+if [ -z "$TOPOS_MISSING" ]; then
+	variant topos "$T_TMP/kamailio-topos.cfg"
+else
+	skip "$NPOINTS" "topos: not installed:$TOPOS_MISSING"
+fi
 idle_run
 
 done_testing
