@@ -1117,8 +1117,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void start_relay(struct conn *c)
 {
 	c->state = CS_RELAY;
-	if (c->topo && c->role == ROLE_IN && c->sc->flow_tab)
-		flow_register(c);
+	if (c->topo && c->sc->flow_tab)
+		flow_register(c); /* clients, peer servers and [connect]'s servers alike */
 	set_timer(c, cfg_of(c)->idle_timeout);
 	io_want(c, &c->pio, (c->plain_eof ? 0 : EV_READ) | (c->to_plain.len ? EV_WRITE : 0));
 	io_want(c, &c->tio, EV_READ | (c->to_tls.len ? EV_WRITE : 0));

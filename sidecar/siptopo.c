@@ -462,7 +462,7 @@ static void emit_without_flow(struct topo_out *o, const struct uri *u, const cha
 	out_put(o, s + u->hdrs_off, u->len - u->hdrs_off);
 }
 
-enum ukind { U_ROUTE, U_CONTACT, U_RURI };
+enum ukind { U_ROUTE, U_RR, U_CONTACT, U_RURI }; /* U_RR: Record-Route, Path */
 
 struct ctx {
 	const struct topo_cfg *cfg;
@@ -510,8 +510,28 @@ static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t l
 			emit_flow_params(o, cfg->key, x->tc, s, len);
 			return 1;
 		}
-		if (!uri_names(&u, cfg->adv_host, cfg->adv_port))
-			return 0;
+		if (!uri_names(&u, cfg->adv_host, cfg->adv_port)) {
+			if (kind != U_RR || !x->tc->flow_id)
+				return 0;
+			/* a hop of the TLS side (a peer server's proxy) that the
+			 * legacy server cannot reach: it becomes a hop through this
+			 * connection's flow, loose-routing kept */
+			if (len > ORIG_MAX) {
+				x->info->detail = "Record-Route URI too long";
+				return -1;
+			}
+			const char *lr;
+			size_t lrl;
+			struct topo_conn nc = *x->tc;
+			nc.cache = NULL; /* keep the cache for the Contact */
+			out_str(o, "sip:");
+			out_str(o, cfg->flow_host);
+			out_put(o, ":", 1);
+			out_uint(o, x->tc->flow_port);
+			out_str(o, uri_param(&u, "lr", &lr, &lrl) ? ";transport=tcp;lr" : ";transport=tcp");
+			emit_flow_params(o, cfg->key, &nc, s, len);
+			return 1;
+		}
 		int f = flow_decode(cfg->key, &u, &id, orig, &olen);
 		if (f < 0) {
 			x->info->detail = "forged flow token";
@@ -903,7 +923,7 @@ static int via_list(struct ctx *x, int top_line, int is_request, const char *v, 
 
 /* ---- the message --------------------------------------------------------- */
 
-enum hkind { H_OTHER, H_ROUTE, H_CONTACT, H_VIA, H_CSEQ, H_EXPIRES };
+enum hkind { H_OTHER, H_ROUTE, H_RR, H_CONTACT, H_VIA, H_CSEQ, H_EXPIRES };
 
 static enum hkind classify(const char *name, size_t n)
 {
@@ -925,7 +945,7 @@ static enum hkind classify(const char *name, size_t n)
 		return ieqn(name, n, "via", 3) ? H_VIA : H_OTHER;
 	case 4:
 		if (ieqn(name, n, "path", 4))
-			return H_ROUTE;
+			return H_RR;
 		return ieqn(name, n, "cseq", 4) ? H_CSEQ : H_OTHER;
 	case 5:
 		return ieqn(name, n, "route", 5) ? H_ROUTE : H_OTHER;
@@ -934,7 +954,7 @@ static enum hkind classify(const char *name, size_t n)
 			return H_CONTACT;
 		return ieqn(name, n, "expires", 7) ? H_EXPIRES : H_OTHER;
 	case 12:
-		return ieqn(name, n, "record-route", 12) ? H_ROUTE : H_OTHER;
+		return ieqn(name, n, "record-route", 12) ? H_RR : H_OTHER;
 	case 13:
 		return ieqn(name, n, "service-route", 13) ? H_ROUTE : H_OTHER;
 	default:
@@ -1071,7 +1091,7 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 			r = via_list(&x, first_via, m->is_request, v, vn, out);
 			first_via = 0;
 		} else {
-			r = addr_list(&x, hk == H_CONTACT ? U_CONTACT : U_ROUTE, v, vn, out);
+			r = addr_list(&x, hk == H_CONTACT ? U_CONTACT : hk == H_RR ? U_RR : U_ROUTE, v, vn, out);
 		}
 		if (r < 0)
 			goto done;

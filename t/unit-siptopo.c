@@ -428,8 +428,16 @@ static void test_to_backend_uris(void)
 	     "Record-Route: <sip:127.0.0.1:5060;transport=tcp;lr>\r\n", "Record-Route advertised");
 	hdrs6(B, "Route: <sip:sip.example.test:5061;transport=tls;lr>\r\n",
 	      "Route: <sip:[::1]:5060;transport=tcp;lr>\r\n", "IPv6 backend: Route advertised");
-	hdrs(B, "Route: <sip:sip.example.test:5062;transport=tls;lr>\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n", NULL,
+	hdrs(B, "Route: <sip:sip.example.test:5062;transport=tls;lr>\r\nRoute: <sip:127.0.0.1:5060;lr>\r\n", NULL,
 	     "another port, and the backend itself, untouched");
+	/* a peer's proxy in Record-Route or Path becomes a hop through the flow */
+	hdrs(B, "Record-Route: <sip:proxy.partner.example:5061;transport=tls;lr;ftag=9>\r\n",
+	     fmt("Record-Route: <sip:127.0.0.1:40000;transport=tcp;lr%s>\r\n",
+		 flowp(FLOW_A, "sip:proxy.partner.example:5061;transport=tls;lr;ftag=9")),
+	     "a peer's Record-Route: a loose-routing hop through this flow");
+	hdrs(B, "Path: <sip:edge.partner.example;transport=tls>\r\n",
+	     fmt("Path: <sip:127.0.0.1:40000;transport=tcp%s>\r\n", flowp(FLOW_A, "sip:edge.partner.example;transport=tls")),
+	     "a peer's Path without lr: a hop through this flow, no lr added");
 }
 
 static void test_to_backend_via(void)
