@@ -135,6 +135,8 @@ static int is_wsp(char c)
  * not: both sides are folded). */
 static int ipre(const char *a, const char *b, size_t n)
 {
+	if (!memcmp(a, b, n))
+		return 1; /* the common case: the same case */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
 		if ((unsigned)(x - 'A') < 26u)
@@ -173,17 +175,21 @@ struct uri {
 	size_t hdrs_off;         /* '?' or len */
 };
 
+/* Bytes that never appear unescaped in a URI: controls, white space,
+ * non-ASCII, '<', '>', '"'. */
+static const unsigned char not_in_uri[256] = {
+	[0 ... 32] = 1, ['"'] = 1, ['<'] = 1, ['>'] = 1, [127 ... 255] = 1,
+};
+
 /* Returns 0 (sip/sips URI parsed), 1 (another scheme: left alone) or -1. */
 static int uri_parse(const char *s, size_t len, struct uri *u)
 {
 	memset(u, 0, sizeof *u);
 	u->s = s;
 	u->len = len;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"')
+	for (size_t i = 0; i < len; i++)
+		if (not_in_uri[(unsigned char)s[i]])
 			return -1; /* not a URI (RFC 3261 section 25.1): escaped or nothing */
-	}
 	if (len >= 4 && ipre(s, "sip:", 4)) {
 		u->scheme_end = 4;
 	} else if (len >= 5 && ipre(s, "sips:", 5)) {
