@@ -974,6 +974,32 @@ static const char *find_crlf(const char *s, size_t from, size_t to)
 	return p; /* the framer guarantees CRLF line ends */
 }
 
+static size_t find_header(const char *msg, const struct sf_msg *m, const char *name, char compact, size_t *vs,
+			  size_t *ve);
+
+/* The request says "Supported: path" (RFC 3327). */
+static int supports_path(const char *msg, const struct sf_msg *m)
+{
+	size_t vs, ve;
+	size_t pos = m->start_line.off + m->start_line.len + 2;
+	struct sf_msg sub = *m;
+	while (pos < m->hdr_end) {
+		sub.start_line.off = (uint32_t)pos - 2; /* find_header starts after it */
+		sub.start_line.len = 0;
+		if (!find_header(msg, &sub, "supported", 'k', &vs, &ve))
+			return 0;
+		for (size_t i = vs; i + 4 <= ve; i++)
+			if (ipre(msg + i, "path", 4) && (i == vs || msg[i - 1] == ',' || is_wsp(msg[i - 1])) &&
+			    (i + 4 == ve || msg[i + 4] == ',' || is_wsp(msg[i + 4])))
+				return 1;
+		const char *e = memchr(msg + ve, '\n', m->hdr_end + 2 - ve);
+		if (!e)
+			return 0;
+		pos = (size_t)(e - msg) + 1;
+	}
+	return 0;
+}
+
 int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum topo_dir dir, const char *msg,
 		 const struct sf_msg *m, int apply_strip, const char *idhdr, size_t idhdr_len, struct topo_out *out,
 		 struct topo_info *info)
@@ -1023,6 +1049,24 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 			out_put(out, msg + us, ue - us);
 		changed |= r;
 		out_put(out, msg + ue, pos - ue);
+		if (dir == TOPO_TO_BACKEND && tc->flow_id && sl_len > 9 && !memcmp(msg, "REGISTER ", 9) &&
+		    supports_path(msg, m)) {
+			/* RFC 3327: the flow goes first in the registration's path,
+			 * for a registrar that keeps it (the Contact is a flow anyway) */
+			char adv[TOPO_HOST_MAX + 48];
+			size_t an = (size_t)snprintf(adv, sizeof adv, "sip:%s:%u;transport=tls;lr", cfg->adv_host,
+						     cfg->adv_port);
+			struct topo_conn nc = *tc;
+			nc.cache = NULL;
+			out_str(out, "Path: <sip:");
+			out_str(out, cfg->flow_host);
+			out_put(out, ":", 1);
+			out_uint(out, tc->flow_port);
+			out_str(out, ";transport=tcp;lr;ob");
+			emit_flow_params(out, cfg->key, &nc, adv, an < sizeof adv ? an : sizeof adv - 1);
+			out_str(out, ">\r\n");
+			changed = 1;
+		}
 	} else {
 		/* "SIP/2.0 2xx": a success, perhaps to a REGISTER (see CSeq) */
 		out_put(out, msg, pos);

@@ -12,6 +12,9 @@
  * one message with the same body.
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <stdarg.h>
@@ -957,6 +960,37 @@ static void test_folded(void)
 	    1, 200, "folded Contact of a REGISTER's 200 OK");
 }
 
+/* RFC 3327: a REGISTER that supports path gets the flow as its first Path. */
+static void test_path(void)
+{
+	static const char with[] = "REGISTER sip:sip.example.test SIP/2.0\r\n"
+				   "Via: SIP/2.0/TLS 192.0.2.7:5061;branch=z9hG4bKp;rport\r\n"
+				   "Supported: outbound, path\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+	static const char without[] = "REGISTER sip:sip.example.test SIP/2.0\r\n"
+				      "Via: SIP/2.0/TLS 192.0.2.7:5061;branch=z9hG4bKp;rport\r\n"
+				      "Supported: pathological\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+	struct sipframe f;
+	struct sf_msg m;
+	struct topo_out o = { 0 };
+	struct topo_info info;
+	const char *want = fmt("REGISTER sip:sip.example.test SIP/2.0\r\nPath: <sip:127.0.0.1:40000;transport=tcp;lr;ob%s>\r\n",
+			       flowp(FLOW_A, "sip:sip.example.test:5061;transport=tls;lr"));
+	sf_init(&f, 65536, NULL);
+	ok(sf_parse(&f, with, sizeof with - 1, &m) == SF_MESSAGE, "path: REGISTER framed");
+	is_int(1, topo_rewrite(&cfg4, &connA, TOPO_TO_BACKEND, with, &m, 1, NULL, 0, &o, &info), "path: rewritten");
+	ok(o.len > strlen(want) && !memcmp(o.d, want, strlen(want)), "path: the flow is the first Path (%.*s)",
+	   (int)(o.len > 200 ? 200 : o.len), o.d);
+	sf_init(&f, 65536, NULL);
+	ok(sf_parse(&f, without, sizeof without - 1, &m) == SF_MESSAGE, "path: REGISTER without path framed");
+	topo_rewrite(&cfg4, &connA, TOPO_TO_BACKEND, without, &m, 1, NULL, 0, &o, &info);
+	ok(!memmem(o.d, o.len, "Path:", 5), "path: no Path without Supported: path");
+	sf_init(&f, 65536, NULL);
+	ok(sf_parse(&f, with, sizeof with - 1, &m) == SF_MESSAGE, "path: framed again");
+	topo_rewrite(&cfg4, &conn0, TOPO_TO_BACKEND, with, &m, 1, NULL, 0, &o, &info);
+	ok(!memmem(o.d, o.len, "Path:", 5), "path: no Path on a connection without a flow");
+	free(o.d);
+}
+
 int main(void)
 {
 	if (gnutls_global_init() < 0)
@@ -974,6 +1008,7 @@ int main(void)
 	test_cache();
 	test_identity();
 	test_folded();
+	test_path();
 	gnutls_global_deinit();
 	fmt_free_all();
 	return tap_done();
