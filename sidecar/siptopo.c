@@ -914,6 +914,56 @@ static int via_list(struct ctx *x, int top_line, int is_request, const char *v, 
 			out_uint(o, cfg->adv_port);
 			out_put(o, ps, plen);
 			changed = 1;
+		} else if (x->dir == TOPO_TO_TLS && tcp && param_find(ps, plen, "sc-tls", &vo, &vl, &po, &pl)) {
+			/* a TLS peer's Via further down, as the legacy server saw it:
+			 * TLS again, the loopback received/rport kept sealed for the
+			 * way back (responses forwarded statelessly need them) */
+			char hid[128];
+			size_t hl = 0, k = 0;
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TLS");
+			out_put(o, v + p.tr_off + p.tr_len, p.params_off - p.tr_off - p.tr_len);
+			while (k < plen) {
+				size_t st = k++;
+				while (k < plen && ps[k] != ';')
+					k++;
+				const char *q = ps + st + 1;
+				size_t l = k - st - 1;
+				if (ps[st] == ';' && ieqn(q, l, "sc-tls", 6))
+					continue;
+				if (ps[st] == ';' && ((l >= 9 && ipre(q, "received=", 9)) || ieqn(q, l, "rport", 5) ||
+						      (l >= 6 && ipre(q, "rport=", 6))) && hl + (k - st) <= sizeof hid) {
+					memcpy(hid + hl, ps + st, k - st);
+					hl += k - st;
+					continue;
+				}
+				out_put(o, ps + st, k - st);
+			}
+			unsigned char raw[MAC_LEN + sizeof hid];
+			flow_mac(cfg->key, 0, hid, hl, raw);
+			memcpy(raw + MAC_LEN, hid, hl);
+			out_str(o, ";sc-h=");
+			out_b64(o, raw, MAC_LEN + hl);
+			changed = 1;
+		} else if (x->dir == TOPO_TO_BACKEND && tls && param_find(ps, plen, "sc-h", &vo, &vl, &po, &pl)) {
+			unsigned char raw[MAC_LEN + 128 + 3], mac[MAC_LEN], diff = 0;
+			long rl = b64_decode(ps + vo, vl, raw, sizeof raw);
+			if (rl >= MAC_LEN)
+				flow_mac(cfg->key, 0, (const char *)raw + MAC_LEN, (size_t)rl - MAC_LEN, mac);
+			for (int q = 0; q < MAC_LEN && rl >= MAC_LEN; q++)
+				diff |= (unsigned char)(mac[q] ^ raw[q]);
+			if (rl < MAC_LEN || diff) {
+				x->info->detail = "forged Via";
+				return -1;
+			}
+			out_put(o, v + i, p.tr_off - i);
+			out_str(o, "TCP");
+			out_put(o, v + p.tr_off + p.tr_len, p.params_off - p.tr_off - p.tr_len);
+			out_put(o, ps, po);
+			out_put(o, ps + po + pl, plen - po - pl);
+			out_put(o, raw + MAC_LEN, (size_t)rl - MAC_LEN);
+			out_str(o, ";sc-tls");
+			changed = 1;
 		} else {
 			out_put(o, v + i, p.end - i);
 		}
@@ -1293,7 +1343,7 @@ int topo_add_via(const struct topo_cfg *cfg, uint64_t from_id, const char *msg, 
 	unsigned char raw[TOKEN_RAW];
 	for (int i = 0; i < 8; i++)
 		raw[i] = (unsigned char)(from_id >> (56 - 8 * i));
-	flow_mac(cfg->key, from_id, "via", 3, raw + 8);
+	flow_mac(cfg->key, from_id, "\0via", 4, raw + 8); /* never a wrapped URI */
 	out->len = 0;
 	size_t sl_end = m.start_line.off + m.start_line.len + 2;
 	out_put(out, msg, sl_end);
@@ -1341,7 +1391,7 @@ int topo_direct_response(const struct topo_key *key, const char *msg, const stru
 	for (int i = 0; i < 8; i++)
 		id = (id << 8) | raw[i];
 	unsigned char mac[MAC_LEN], diff = 0;
-	flow_mac(key, id, "via", 3, mac);
+	flow_mac(key, id, "\0via", 4, mac);
 	for (int i = 0; i < MAC_LEN; i++)
 		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
 	if (diff || !id)

@@ -142,6 +142,22 @@ static const char *flowp(uint64_t id, const char *orig)
 	return fmt(";sc-flow=%s;sc-o=%s", tok, o);
 }
 
+/* ";sc-h=..." for the sealed Via parameters hid (id 0, like flowp). */
+static const char *sealed(const char *hid)
+{
+	unsigned char buf[8 + 256], dig[32], raw[10 + 256];
+	char o[1024];
+	size_t hl = strlen(hid);
+	memset(buf, 0, 8);
+	memcpy(buf + 8, hid, hl);
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, KEY, sizeof KEY, buf, 8 + hl, dig) < 0)
+		bail("gnutls_hmac_fast failed");
+	memcpy(raw, dig, 10);
+	memcpy(raw + 10, hid, hl);
+	b64url(o, raw, 10 + hl);
+	return fmt(";sc-h=%s", o);
+}
+
 /* Copy of s with the character at the first occurrence of `after` + off
  * replaced by another base64url character. */
 static const char *damage(const char *s, const char *after, size_t off)
@@ -486,7 +502,7 @@ static void test_to_backend_via(void)
 /* A response from the backend to the TLS peer's request. */
 static void test_response_via(void)
 {
-	const enum topo_dir T = TOPO_TO_TLS;
+	const enum topo_dir T = TOPO_TO_TLS, B = TOPO_TO_BACKEND;
 	static const char *const S = "SIP/2.0 200 OK";
 	xl(&cfg4, &connA, T,
 	   msg(S,
@@ -501,10 +517,10 @@ static void test_response_via(void)
 	       "SIP/2.0/TCP proxy.example.org;branch=z9hG4bK0;sc-tls\r\n" OPT(""),
 	       ""),
 	   msg(S,
-	       "Via: SIP/2.0/TLS client.example.com:5061;received=192.0.2.7;branch=z9hG4bK1;rport=34567, "
-	       "SIP/2.0/TCP proxy.example.org;branch=z9hG4bK0;sc-tls\r\n" OPT(""),
+	       fmt("Via: SIP/2.0/TLS client.example.com:5061;received=192.0.2.7;branch=z9hG4bK1;rport=34567, "
+		   "SIP/2.0/TLS proxy.example.org;branch=z9hG4bK0%s\r\n" OPT(""), sealed("")),
 	       ""),
-	   "sc-tls: only the top Via value");
+	   "sc-tls: the top Via value gets the peer's address, a lower one TLS back, sealed");
 	xl(&cfg4, &connA, T,
 	   msg(S, "Via: SIP/2.0/TCP client.example.com:5061;branch=z9hG4bK1;rport=1;sc-tls;received=127.0.0.1  ,"
 		  "SIP/2.0/TCP p.example.org;branch=z9hG4bK0\r\n" OPT(""), ""),
@@ -521,8 +537,26 @@ static void test_response_via(void)
 	   NULL, "no sc-tls: untouched");
 	xl(&cfg4, &connA, T,
 	   msg("OPTIONS sip:a@client.example.com SIP/2.0",
-	       "Via: SIP/2.0/TCP client.example.com:5061;branch=z9hG4bK1;rport=40001;sc-tls\r\n" OPT(""), ""),
-	   NULL, "sc-tls in a request: untouched");
+	       "Via: SIP/2.0/TCP client.example.com:5061;received=127.0.0.1;branch=z9hG4bK1;rport=40001;sc-tls\r\n"
+	       OPT(""), ""),
+	   msg("OPTIONS sip:a@client.example.com SIP/2.0",
+	       fmt("Via: SIP/2.0/TLS client.example.com:5061;branch=z9hG4bK1%s\r\n" OPT(""),
+		   sealed(";received=127.0.0.1;rport=40001")),
+	       ""),
+	   "sc-tls in a request to the TLS side: TLS, loopback received/rport sealed");
+	xl(&cfg4, &connA, B,
+	   msg(S, fmt("Via: SIP/2.0/TLS client.example.com:5061;branch=z9hG4bK1%s\r\n" OPT(""),
+		      sealed(";received=127.0.0.1;rport=40001")),
+	       ""),
+	   msg(S, "Via: SIP/2.0/TCP client.example.com:5061;branch=z9hG4bK1;received=127.0.0.1;rport=40001;sc-tls\r\n"
+		  OPT(""),
+	       ""),
+	   "a sealed Via comes back as the legacy server wrote it");
+	xerr(&cfg4, &connA, B,
+	     msg(S, fmt("Via: SIP/2.0/TLS client.example.com:5061;branch=z9hG4bK1%s\r\n" OPT(""),
+			damage(sealed(";received=127.0.0.1;rport=40001"), "sc-h=", 2)),
+		 ""),
+	     "forged Via", "a damaged sealed Via is refused");
 }
 
 /* ---- flows ---- */
