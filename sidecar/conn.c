@@ -906,6 +906,7 @@ static int tls_read_some(struct conn *c)
 		if (r == GNUTLS_E_REHANDSHAKE) {
 			/* no renegotiation, ever */
 			(void)gnutls_alert_send(c->tls, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+			metrics_refused(sc, "renegotiation refused");
 			log_warn("%s=%s %s=%s renegotiation refused", section_kind(c), section_name(c),
 				 peer_word(c), c->peer.text);
 			conn_close(c, "renegotiation refused");

@@ -9,6 +9,7 @@
 #include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "tls.h"
 #include "util.h"
@@ -86,6 +87,7 @@ struct sidecar {
 	double last_refuse_log;
 	unsigned long refuse_suppressed;
 	char last_reload[256];
+	time_t loaded_at;           /* main: when the configuration in force was loaded */
 	struct stats st;
 	struct resolver *resolver;
 	struct metrics *metrics;

@@ -6,6 +6,7 @@
 #include <autoconf.h>
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,16 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	C("messages_out_total", "SIP messages to TLS peers (closed connections).", st->msgs_out);
 	C("reloads_ok_total", "Successful reloads.", sc->st.reloads_ok);
 	C("reloads_failed_total", "Failed reloads.", sc->st.reloads_failed);
+	put(&b, &len, &cap,
+	    "# HELP sip_sidecar_last_reload_success_timestamp_seconds When the configuration in force was loaded.\n"
+	    "# TYPE sip_sidecar_last_reload_success_timestamp_seconds gauge\n"
+	    "sip_sidecar_last_reload_success_timestamp_seconds %lld\n",
+	    (long long)sc->loaded_at);
+	put(&b, &len, &cap,
+	    "# HELP sip_sidecar_build_info The daemon's version and libraries.\n"
+	    "# TYPE sip_sidecar_build_info gauge\n"
+	    "sip_sidecar_build_info{version=\"%s\",gnutls=\"%s\",libev=\"%d.%d\"} 1\n",
+	    PACKAGE_VERSION, gnutls_check_version(NULL), ev_version_major(), ev_version_minor());
 	put(&b, &len, &cap, "# HELP sip_sidecar_refused_total Connections refused, by reason.\n"
 			    "# TYPE sip_sidecar_refused_total counter\n");
 	for (size_t i = 0; i < METRICS_NREASONS; i++)
@@ -104,6 +115,14 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	for (size_t i = 0; i < sc->gen->ncerts; i++) {
 		const struct certinfo *ci = &sc->gen->certs[i];
 		if (ci->not_after <= 0 || strpbrk(ci->file, "\"\\\n"))
+			continue;
+		/* a file loaded by several sections is one series */
+		size_t j;
+		for (j = 0; j < i; j++)
+			if (!strcmp(sc->gen->certs[j].kind, ci->kind) && !strcmp(sc->gen->certs[j].file, ci->file) &&
+			    !strcmp(sc->gen->certs[j].serial, ci->serial))
+				break;
+		if (j < i)
 			continue;
 		put(&b, &len, &cap, "sip_sidecar_cert_not_after_seconds{kind=\"%s\",file=\"%s\",serial=\"%s\"} %lld\n",
 		    ci->kind, ci->file, ci->serial, (long long)ci->not_after);

@@ -174,6 +174,7 @@ int sidecar_load_initial(struct sidecar *sc)
 		return -1;
 	}
 	log_set_level(sc->gen->cfg->log_level);
+	sc->loaded_at = time(NULL);
 	if (sc->nworkers > 1)
 		log_info("%u workers, each with its own event loop", sc->nworkers);
 	if (metrics_apply(sc, &d) < 0) {
@@ -251,6 +252,7 @@ int sidecar_reload(struct sidecar *sc)
 	describe_certs(old, g, what, sizeof what);
 	gen_unref(old);
 	sc->st.reloads_ok++;
+	sc->loaded_at = time(NULL);
 	log_info("reload ok: generation %lu; %s%s", g->id, what,
 		 dropped ? "; peers no longer trusted were disconnected" : "");
 	snprintf(sc->last_reload, sizeof sc->last_reload, "reload ok: generation %lu", g->id);

@@ -17,7 +17,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 45
+plan 46
 
 # ---------------------------------------------------------------- helpers
 accepts() {
@@ -52,9 +52,10 @@ start_backend ans -a || bail_out "cannot start the answering backend"
 
 # ========================================== handshake-timeout, idle-timeout
 port=$(free_port)
+met=$(free_port)
 conf=$T_TMP/timeouts.conf
 {
-	printf '[global]\nallow-root = yes\nhandshake-timeout = 1s\nidle-timeout = 1s\n'
+	printf '[global]\nallow-root = yes\nhandshake-timeout = 1s\nidle-timeout = 1s\nmetrics = 127.0.0.1:%s\n' "$met"
 	listen_conf "$port" "$BACKEND_PORT_ans"
 } >"$conf"
 start_sidecar "$conf" "$port" || bail_out "the daemon did not start ($conf)"
@@ -104,7 +105,7 @@ ok $? "log: closed: idle timeout"
 
 start_backend echo -e || bail_out "cannot start the echo backend"
 {
-	printf '[global]\nallow-root = yes\nhandshake-timeout = 1s\nidle-timeout = 1s\n'
+	printf '[global]\nallow-root = yes\nhandshake-timeout = 1s\nidle-timeout = 1s\nmetrics = 127.0.0.1:%s\n' "$met"
 	listen_conf "$port" "$BACKEND_PORT_echo" "sip-framing = off"
 } >"$conf"
 reload_sidecar 5
@@ -137,8 +138,13 @@ if command -v gnutls-cli >/dev/null 2>&1; then
 	unlike 'ReHandshake was completed' "$(cat "$T_TMP/reneg.out")" "... no second handshake completed"
 	wait_new 'listen=lim peer=127\.0\.0\.1:[0-9]+ (renegotiation refused|closed: renegotiation refused)' 3
 	ok $? "log: renegotiation refused"
+	exec 3<>"/dev/tcp/127.0.0.1/$met" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+		timeout 5 cat <&3 >"$T_TMP/reneg.metrics"
+	exec 3<&-
+	is 1 "$(tr -d '\r' <"$T_TMP/reneg.metrics" | grep -F 'sip_sidecar_refused_total{reason="renegotiation refused"}' |
+		awk '{print $NF}')" "metrics: the refusal counted as renegotiation refused"
 else
-	skip 5 "gnutls-cli not installed"
+	skip 6 "gnutls-cli not installed"
 fi
 printf 'still here\r\n' >"$T_TMP/still.txt"
 ok_cmd "the daemon still serves" "$TLSCLIENT" -c "127.0.0.1:$port" --ca "$C/ca.crt" \

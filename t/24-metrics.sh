@@ -4,7 +4,7 @@
 . "${T_SRC:-$(dirname "$0")}/lib.sh"
 require_sidecar
 certs_dir
-plan 9
+plan 17
 
 start_backend be -a
 tls=$(free_port) mtls=$(free_port) met=$(free_port)
@@ -55,5 +55,32 @@ is 1 "$(echo "$page" | grep '^sip_sidecar_messages_in_total ' | awk '{print $2}'
 notafter=$(echo "$page" | grep -F "file=\"$CERTS/server.crt\"" | head -1 | awk '{print $NF}')
 want=$(date -d "$(certtool -i --infile "$CERTS/server.crt" | sed -n 's/.*Not After: //p')" +%s)
 is "$want" "$notafter" "server certificate expiry exported"
+# the page itself: every series once, every metric with HELP and TYPE
+dups=$(echo "$page" | grep -v '^#' | sed -n '/^sip_sidecar_/p' | sed 's/ [^ ]*$//' | sort | uniq -d)
+is "" "$dups" "no series twice (two listeners share a certificate file)"
+missing=""
+for n in $(echo "$page" | sed -n 's/^\(sip_sidecar_[a-z_]*\)[{ ].*/\1/p' | sort -u); do
+	echo "$page" | grep -q "^# HELP $n " && echo "$page" | grep -q "^# TYPE $n " || missing="$missing $n"
+done
+is "" "$missing" "every metric has HELP and TYPE"
+like "^sip_sidecar_build_info\{version=\"[0-9.]+\",gnutls=\"3\.[0-9.]+\",libev=\"4\.[0-9]+\"\} 1$" \
+	"$(echo "$page" | grep '^sip_sidecar_build_info')" "build info: version, GnuTLS, libev"
+t0=$(echo "$page" | grep '^sip_sidecar_last_reload_success_timestamp_seconds ' | awk '{print $2}')
+now=$(date +%s)
+[ -n "$t0" ] && [ "$t0" -gt $((now - 600)) ] && [ "$t0" -le "$now" ]
+ok $? "last reload success: the start ($t0)"
+if command -v promtool >/dev/null 2>&1; then
+	echo "$page" | sed '1,/^$/d' >"$T_TMP/page.prom"
+	ok_cmd "promtool check metrics" sh -c "promtool check metrics <'$T_TMP/page.prom'"
+else
+	skip 1 "promtool (prometheus) not installed"
+fi
+for ((i = 0; i < 40 && $(date +%s) == t0; i++)); do sleep 0.05; done
+reload_sidecar 10
+ok $? "reload ok"
+t1=$(metric sip_sidecar_last_reload_success_timestamp_seconds)
+[ -n "$t1" ] && [ "$t1" -gt "$t0" ]
+ok $? "last reload success moves with the reload ($t0 -> $t1)"
+is 1 "$(metric sip_sidecar_reloads_ok_total)" "one reload counted"
 stop_sidecar
 is 0 "$SIDECAR_STATUS" "clean stop"
