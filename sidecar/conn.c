@@ -148,6 +148,8 @@ void conn_close(struct conn *c, const char *why)
 		c->next->prev = c->prev;
 	sc->nconns--;
 	__atomic_sub_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
+	if (c->peer_counted)
+		__atomic_sub_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
 	sc->st.closed++;
 	sc->st.bytes_in += c->bytes_in;
 	sc->st.bytes_out += c->bytes_out;
@@ -387,6 +389,11 @@ static void handshake_done(struct conn *c)
 		 gnutls_cipher_get_name(gnutls_cipher_get(c->tls)), c->identity ? "identity=" : "anonymous",
 		 c->identity ? c->identity : "", c->resumed ? " resumed" : "");
 	c->t_active = ev_now(sc->loop);
+	if (c->identity) {
+		/* a verified peer (either role), for STATUS= */
+		c->peer_counted = 1;
+		__atomic_add_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
+	}
 	if (c->role == ROLE_IN)
 		backend_connect(c);
 	else

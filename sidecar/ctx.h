@@ -108,6 +108,10 @@ struct sidecar {
 	unsigned nworkers;
 	unsigned long *total_conns; /* shared count for max-connections (atomic) */
 	unsigned long total_conns_store;
+	unsigned long *total_peers; /* shared count of verified peers' connections (atomic) */
+	unsigned long total_peers_store;
+	ev_timer status_timer;      /* main: STATUS= to systemd */
+	char status_sent[512];
 	int reuseport;              /* listening sockets use SO_REUSEPORT */
 	int threaded;               /* this context runs in a thread of its own */
 	pthread_t thread;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
@@ -180,6 +181,34 @@ static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
 	sdn_notify("WATCHDOG=1");
 }
 
+/* STATUS= for systemctl status: open connections, verified peers, the
+ * last (re)load; sent when it changes, checked every few seconds. */
+static void on_status(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sidecar *sc = w->data;
+	char text[sizeof sc->status_sent], ago[32];
+	(void)loop, (void)revents;
+	if (sc->stopping)
+		return;
+	unsigned long conns = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
+	unsigned long peers = __atomic_load_n(sc->total_peers, __ATOMIC_RELAXED);
+	long secs = (long)(time(NULL) - sc->loaded_at);
+	if (secs < 120)
+		snprintf(ago, sizeof ago, "%lds", secs < 0 ? 0 : secs);
+	else if (secs < 7200)
+		snprintf(ago, sizeof ago, "%ldm", secs / 60);
+	else if (secs < 172800)
+		snprintf(ago, sizeof ago, "%ldh", secs / 3600);
+	else
+		snprintf(ago, sizeof ago, "%ldd", secs / 86400);
+	snprintf(text, sizeof text, "%lu connection%s, %lu verified peer%s; %s; configuration loaded %s ago", conns,
+		 conns == 1 ? "" : "s", peers, peers == 1 ? "" : "s", sc->last_reload, ago);
+	if (!strcmp(text, sc->status_sent))
+		return;
+	snprintf(sc->status_sent, sizeof sc->status_sent, "%s", text);
+	sdn_notifyf("STATUS=%s", text);
+}
+
 static void on_daily(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop, (void)revents;
@@ -308,6 +337,10 @@ int main(int argc, char **argv)
 		ev_timer_start(sc.loop, &sc.watchdog);
 		ev_unref(sc.loop);
 	}
+	ev_timer_init(&sc.status_timer, on_status, 5., 5.);
+	sc.status_timer.data = &sc;
+	ev_timer_start(sc.loop, &sc.status_timer);
+	ev_unref(sc.loop);
 	ev_timer_init(&sc.daily, on_daily, 86400., 86400.);
 	sc.daily.data = &sc;
 	ev_timer_start(sc.loop, &sc.daily);

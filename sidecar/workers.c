@@ -68,6 +68,7 @@ static int worker_init(struct sidecar *main, struct sidecar *w)
 	w->main_ctx = main;
 	w->workers_first = main->workers[0];
 	w->total_conns = main->total_conns;
+	w->total_peers = main->total_peers;
 	w->reuseport = main->reuseport;
 	w->scratch_size = 64 * 1024;
 	w->scratch = xmalloc(w->scratch_size);
@@ -88,6 +89,7 @@ int workers_start(struct sidecar *main, unsigned n)
 	if (pthread_mutex_init(&main->tickets_mu, NULL) != 0)
 		return -1;
 	main->total_conns = &main->total_conns_store;
+	main->total_peers = &main->total_peers_store;
 	main->reuseport = n > 1;
 	main->nworkers = n;
 	main->workers = xcalloc(n, sizeof *main->workers);

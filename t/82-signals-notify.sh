@@ -57,7 +57,9 @@ start_notify() {
 	wait_for_file "$T_TMP/$1.sock" 5 || bail_out "notifysock did not start: $(cat "$T_TMP/$1.log")"
 }
 # events FILE: the notifications without the watchdog pings
-events() { grep -v '^WATCHDOG=1$' "$1"; }
+# the notifications that mark events (periodic STATUS= alone and
+# WATCHDOG=1 are not events)
+events() { grep -v -e '^WATCHDOG=1$' -e '^STATUS=[^|]*$' "$1"; }
 
 # a wrapper that execs the daemon with WATCHDOG_PID = its own PID (or, with
 # WD_OTHER set, the PID of this test script)
@@ -87,6 +89,17 @@ port_listening "$P"
 ok $? "... and the listener is bound by then"
 like '^READY=1 \| STATUS=' "$(events "$N1" | head -n 1)" "READY=1 (with a STATUS=) is the first notification"
 ok_cmd "the daemon serves" "$TLSCLIENT" -c "127.0.0.1:$P" --ca "$CERTS/ca.crt" --sip 1
+
+# STATUS= follows the open connections (checked every 5 s, sent on change)
+"$TLSCLIENT" -c "127.0.0.1:$P" --ca "$CERTS/ca.crt" --read-timeout 30000 --max-time 40000 \
+	>"$T_TMP/held.log" 2>&1 &
+HELD=$!
+track_pid "$HELD"
+wait_for_log "$N1" '^STATUS=1 connection, 0 verified peers; running, generation 1; configuration loaded [0-9]+[smhd] ago$' 20
+ok $? "STATUS= tells systemd: 1 connection, 0 verified peers, the configuration and its age"
+kill "$HELD" 2>/dev/null
+wait_pid_exit "$HELD" 10
+untrack_pid "$HELD"
 
 w0=$(log_count "$N1" '^WATCHDOG=1$')
 sleep 1
