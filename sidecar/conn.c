@@ -151,10 +151,6 @@ void conn_close(struct conn *c, const char *why)
 	if (c->peer_counted)
 		__atomic_sub_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
 	sc->st.closed++;
-	sc->st.bytes_in += c->bytes_in;
-	sc->st.bytes_out += c->bytes_out;
-	sc->st.msgs_in += c->msgs_in;
-	sc->st.msgs_out += c->msgs_out;
 	gen_unref(c->gen);
 	free(c);
 }
@@ -426,6 +422,7 @@ static void do_handshake(struct conn *c)
 static int tls_send(struct conn *c, const char *data, size_t n)
 {
 	c->bytes_out += n;
+	st_add(&c->sc->st.bytes_out, n);
 	if (c->to_tls.len || c->state < CS_CONNECTING) {
 		buf_append(&c->to_tls, data, n);
 		return c->state >= CS_CONNECTING ? tls_flush(c) : 0;
@@ -687,6 +684,7 @@ int conn_send_legacy_msg(struct conn *c, const char *msg, const struct sf_msg *m
 	struct topo_info info;
 	char host[INET6_ADDRSTRLEN + 2];
 	c->msgs_out++;
+	st_add(&sc->st.msgs_out, 1);
 	if (!c->topo)
 		return tls_send(c, msg, m->len);
 	topo_conn_of(c, &tc, host, sizeof host, !m->is_request);
@@ -775,6 +773,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			n = 0;
 		} else if (r == SF_MESSAGE) {
 			c->msgs_in++;
+			st_add(&c->sc->st.msgs_in, 1);
 			if (c->state == CS_NOBACKEND) {
 				if (answer(c, data + pos, &m, 503, "Service Unavailable", "Retry-After: 30\r\n") < 0)
 					return -1;
@@ -867,6 +866,7 @@ static int tls_read_some(struct conn *c)
 		ssize_t r = gnutls_record_recv(c->tls, dst, room);
 		if (r > 0) {
 			c->bytes_in += (size_t)r;
+			st_add(&sc->st.bytes_in, (uint64_t)r);
 			c->t_active = ev_now(sc->loop);
 			const char *base;
 			size_t len;
@@ -959,7 +959,9 @@ static int plain_read(struct conn *c)
 				if (plain_deliver(c, sc->scratch, (size_t)r) < 0)
 					return -1;
 			} else {
-				c->msgs_out += msgcount_feed(&c->mc, sc->scratch, (size_t)r);
+				unsigned k = msgcount_feed(&c->mc, sc->scratch, (size_t)r);
+				c->msgs_out += k;
+				st_add(&sc->st.msgs_out, k);
 				if (tls_send(c, sc->scratch, (size_t)r) < 0)
 					return -1;
 			}
@@ -1068,8 +1070,11 @@ void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (r > 0 && c->pmax) {
 				(void)plain_deliver(c, c->sc->scratch, (size_t)r); /* held by tls_send */
 			} else if (r > 0) {
+				unsigned k = msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
 				c->bytes_out += (size_t)r;
-				c->msgs_out += msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
+				c->msgs_out += k;
+				st_add(&c->sc->st.bytes_out, (uint64_t)r);
+				st_add(&c->sc->st.msgs_out, k);
 				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);
 			} else if (r == 0 && c->to_tls.len) {
 				/* wrote, then half-closed: deliver what is held, then close */

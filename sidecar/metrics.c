@@ -87,10 +87,10 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	C("handshakes_total", "TLS handshakes completed and admitted.", st->handshakes);
 	C("resumed_total", "Admitted handshakes that resumed a session.", st->resumed);
 	C("closed_total", "Connections closed.", st->closed);
-	C("bytes_in_total", "Bytes received from TLS peers (closed connections).", st->bytes_in);
-	C("bytes_out_total", "Bytes sent to TLS peers (closed connections).", st->bytes_out);
-	C("messages_in_total", "SIP messages from TLS peers (closed connections).", st->msgs_in);
-	C("messages_out_total", "SIP messages to TLS peers (closed connections).", st->msgs_out);
+	C("bytes_in_total", "Bytes received from TLS peers.", st->bytes_in);
+	C("bytes_out_total", "Bytes sent to TLS peers.", st->bytes_out);
+	C("messages_in_total", "SIP messages from TLS peers.", st->msgs_in);
+	C("messages_out_total", "SIP messages to TLS peers.", st->msgs_out);
 	C("reloads_ok_total", "Successful reloads.", sc->st.reloads_ok);
 	C("reloads_failed_total", "Failed reloads.", sc->st.reloads_failed);
 	put(&b, &len, &cap,

@@ -4,7 +4,7 @@
 . "${T_SRC:-$(dirname "$0")}/lib.sh"
 require_sidecar
 certs_dir
-plan 17
+plan 21
 
 start_backend be -a
 tls=$(free_port) mtls=$(free_port) met=$(free_port)
@@ -55,6 +55,31 @@ is 1 "$(echo "$page" | grep '^sip_sidecar_messages_in_total ' | awk '{print $2}'
 notafter=$(echo "$page" | grep -F "file=\"$CERTS/server.crt\"" | head -1 | awk '{print $NF}')
 want=$(date -d "$(certtool -i --infile "$CERTS/server.crt" | sed -n 's/.*Not After: //p')" +%s)
 is "$want" "$notafter" "server certificate expiry exported"
+# counters are live: traffic on a connection that stays open shows at once
+in0=$(metric sip_sidecar_messages_in_total)
+out0=$(metric sip_sidecar_messages_out_total)
+b0=$(metric sip_sidecar_bytes_in_total)
+"$TLSCLIENT" -c "127.0.0.1:$tls" --ca "$CERTS/ca.crt" --send "$T_TMP/req" --read-timeout 30000 \
+	--max-time 40000 >"$T_TMP/open.out" 2>/dev/null &
+OPEN=$!
+track_pid "$OPEN"
+for ((i = 0; i < 200; i++)); do
+	[ "$(metric sip_sidecar_messages_out_total)" = "$((out0 + 1))" ] && break
+	sleep 0.05
+done
+page=$(scrape | tr -d '\r')
+is "$((in0 + 1))" "$(echo "$page" | grep '^sip_sidecar_messages_in_total ' | awk '{print $2}')" \
+	"live: the open connection's request counted"
+is "$((out0 + 1))" "$(echo "$page" | grep '^sip_sidecar_messages_out_total ' | awk '{print $2}')" \
+	"live: its answer counted"
+b1=$(echo "$page" | grep '^sip_sidecar_bytes_in_total ' | awk '{print $2}')
+[ "$b1" -gt "$b0" ]
+ok $? "live: its bytes counted ($b0 -> $b1)"
+is 1 "$(echo "$page" | grep '^sip_sidecar_connections ' | awk '{print $2}')" "... while the connection is open"
+kill "$OPEN" 2>/dev/null
+wait_pid_exit "$OPEN" 10
+untrack_pid "$OPEN"
+
 # the page itself: every series once, every metric with HELP and TYPE
 dups=$(echo "$page" | grep -v '^#' | sed -n '/^sip_sidecar_/p' | sed 's/ [^ ]*$//' | sort | uniq -d)
 is "" "$dups" "no series twice (two listeners share a certificate file)"
