@@ -150,7 +150,7 @@ void conn_close(struct conn *c, const char *why)
 	__atomic_sub_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
 	if (c->peer_counted)
 		__atomic_sub_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
-	sc->st.closed++;
+	st_add(&sc->st.closed, 1);
 	gen_unref(c->gen);
 	free(c);
 }
@@ -370,9 +370,9 @@ static void handshake_done(struct conn *c)
 	}
 	if (c->role == ROLE_IN && c->gen->listen[c->idx].conf->client_auth == CLIENT_AUTH_NONE)
 		c->anonymous = 1;
-	sc->st.handshakes++;
+	st_add(&sc->st.handshakes, 1);
 	if (c->resumed)
-		sc->st.resumed++;
+		st_add(&sc->st.resumed, 1);
 	const char *hname = c->role == ROLE_IN ? cfg_of(c)->listen[c->idx].identity_header
 					       : cfg_of(c)->connect[c->idx].identity_header;
 	if (hname && c->identity && *c->identity) {
@@ -1198,7 +1198,7 @@ int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 		return -1;
 	}
 	addr_format(peer);
-	sc->st.accepted++;
+	st_add(&sc->st.accepted, 1);
 	unsigned long open = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
 	if (open >= sc->gen->cfg->max_connections || sc->stopping) {
 		double now = ev_now(sc->loop);

@@ -17,13 +17,6 @@
 #define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
 #define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
 
-/* Adds n to a counter of this loop's stats: one writer (the loop), read
- * by metrics from the main thread, so relaxed atomic loads and stores. */
-static inline void st_add(uint64_t *f, uint64_t n)
-{
-	__atomic_store_n(f, __atomic_load_n(f, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-}
-
 /* conn.c */
 void io_want(struct conn *c, ev_io *w, int events);
 void set_timer(struct conn *c, double secs);

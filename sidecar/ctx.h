@@ -51,6 +51,13 @@ struct stats {
 	uint64_t refused_by_reason[16]; /* indexed like metrics_reasons */
 };
 
+/* Adds n to a counter of a loop's stats: one writer (that loop), read by
+ * metrics from the main thread, so relaxed atomic loads and stores. */
+static inline void st_add(uint64_t *f, uint64_t n)
+{
+	__atomic_store_n(f, __atomic_load_n(f, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 typedef int (*worker_fn)(struct sidecar *w, void *arg);
 
 /*

@@ -42,11 +42,11 @@ struct mclient {
 void metrics_refused(struct sidecar *sc, const char *reason)
 {
 	size_t i;
-	sc->st.refused++;
+	st_add(&sc->st.refused, 1);
 	for (i = 0; i < METRICS_NREASONS - 1; i++)
 		if (reason && !strcmp(reason, metrics_reasons[i]))
 			break;
-	sc->st.refused_by_reason[i]++;
+	st_add(&sc->st.refused_by_reason[i], 1);
 }
 
 /* Appends printf output to a growing buffer. */

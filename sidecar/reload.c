@@ -234,7 +234,7 @@ int sidecar_reload(struct sidecar *sc)
 	}
 	if (!g) {
 		gen_unref(old);
-		sc->st.reloads_failed++;
+		st_add(&sc->st.reloads_failed, 1);
 		log_err("reload failed: %s%s", d.n ? d.msg[0] : "unknown error",
 			d.n > 1 ? " (and more problems below)" : "");
 		for (size_t i = 1; i < d.n; i++)
@@ -251,7 +251,7 @@ int sidecar_reload(struct sidecar *sc)
 	diag_free(&d);
 	describe_certs(old, g, what, sizeof what);
 	gen_unref(old);
-	sc->st.reloads_ok++;
+	st_add(&sc->st.reloads_ok, 1);
 	sc->loaded_at = time(NULL);
 	log_info("reload ok: generation %lu; %s%s", g->id, what,
 		 dropped ? "; peers no longer trusted were disconnected" : "");
