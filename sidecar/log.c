@@ -21,7 +21,7 @@
 /* The logger's settings: written at start-up and reload, read everywhere. */
 static struct {
 	int journal;
-	volatile int level;
+	int level;               /* read by every loop, set by the main one: atomic */
 } logger = { 0, LOG_LVL_INFO };
 
 void log_init(void)
@@ -37,12 +37,12 @@ void log_init(void)
 
 void log_set_level(enum log_level lvl)
 {
-	logger.level = lvl;
+	__atomic_store_n(&logger.level, (int)lvl, __ATOMIC_RELAXED);
 }
 
 enum log_level log_get_level(void)
 {
-	return (enum log_level)logger.level;
+	return (enum log_level)__atomic_load_n(&logger.level, __ATOMIC_RELAXED);
 }
 
 int log_level_parse(const char *s)
@@ -76,7 +76,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	char buf[2048];
 	size_t n;
-	if ((int)lvl > logger.level)
+	if ((int)lvl > __atomic_load_n(&logger.level, __ATOMIC_RELAXED))
 		return;
 	if (logger.journal) {
 		n = (size_t)snprintf(buf, sizeof buf, "<%d>", (int)lvl);
