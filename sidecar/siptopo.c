@@ -159,6 +159,30 @@ static int ieq(const char *a, size_t alen, const char *b)
 	return ieqn(a, alen, b, strlen(b));
 }
 
+/* The first byte at or after i (below n) that is in stops and outside a
+ * quoted string (with backslash escapes), or n; *open is set when a quoted
+ * string runs to the end. */
+static size_t scan_unquoted(const char *v, size_t i, size_t n, const char *stops, int *open)
+{
+	int inq = 0;
+	for (; i < n; i++) {
+		char c = v[i];
+		if (inq) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				inq = 0;
+			continue;
+		}
+		if (c == '"')
+			inq = 1;
+		else if (strchr(stops, c))
+			break;
+	}
+	*open = inq;
+	return i < n ? i : n;
+}
+
 /* ---- URIs ---------------------------------------------------------------- */
 
 struct uri {
@@ -365,6 +389,28 @@ static void flow_mac(const struct topo_key *key, uint64_t id, const char *orig, 
 	hmac_sha256_digest(&ctx, MAC_LEN, mac);
 }
 
+/* A token: the id (8 bytes, big endian) and the MAC of id | data. */
+static void token_make(const struct topo_key *key, uint64_t id, const char *data, size_t len, unsigned char *raw)
+{
+	for (int i = 0; i < 8; i++)
+		raw[i] = (unsigned char)(id >> (56 - 8 * i));
+	flow_mac(key, id, data, len, raw + 8);
+}
+
+/* The id of token raw (TOKEN_RAW bytes) when its MAC of id | data holds;
+ * else 0 (never an id). */
+static uint64_t token_check(const struct topo_key *key, const unsigned char *raw, const char *data, size_t len)
+{
+	uint64_t id = 0;
+	unsigned char mac[MAC_LEN], diff = 0;
+	for (int i = 0; i < 8; i++)
+		id = (id << 8) | raw[i];
+	flow_mac(key, id, data, len, mac);
+	for (int i = 0; i < MAC_LEN; i++)
+		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
+	return diff ? 0 : id;
+}
+
 /*
  * Decodes and checks the flow parameters of u. Returns 1 with *id and the
  * original URI in orig (*olen), 0 when u has no sc-flow, -1 when forged.
@@ -383,15 +429,8 @@ static int flow_decode(const struct topo_key *key, const struct uri *u, uint64_t
 	long n = b64_decode(ov, ovl, (unsigned char *)orig, ORIG_MAX);
 	if (n <= 0)
 		return -1;
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | raw[i];
-	unsigned char mac[MAC_LEN];
-	flow_mac(key, v, orig, (size_t)n, mac);
-	unsigned char diff = 0;
-	for (int i = 0; i < MAC_LEN; i++)
-		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
-	if (diff || !v)
+	uint64_t v = token_check(key, raw, orig, (size_t)n);
+	if (!v)
 		return -1;
 	*id = v;
 	*olen = (size_t)n;
@@ -409,10 +448,7 @@ static void emit_flow_params(struct topo_out *o, const struct topo_key *key, con
 	}
 	size_t at = o->len;
 	unsigned char raw[TOKEN_RAW];
-	uint64_t id = tc->flow_id;
-	for (int i = 0; i < 8; i++)
-		raw[i] = (unsigned char)(id >> (56 - 8 * i));
-	flow_mac(key, id, orig, olen, raw + 8);
+	token_make(key, tc->flow_id, orig, olen, raw);
 	out_str(o, ";sc-flow=");
 	out_b64(o, raw, sizeof raw);
 	out_str(o, ";sc-o=");
@@ -427,6 +463,29 @@ static void emit_flow_params(struct topo_out *o, const struct topo_key *key, con
 		memcpy(wc->d, orig, olen);
 		memcpy(wc->d + olen, o->d + at, plen);
 	}
+}
+
+/* Emits the loopback flow URI of connection tc for the original URI orig:
+ * sip:[USER@]FLOWHOST:PORT;transport=tcp[PARAMS];sc-flow=..;sc-o=..
+ * (user may be NULL; params e.g. ";lr"). With cached, the connection's
+ * cache of its last wrapped Contact is used and kept up to date. */
+static void emit_flow_uri(struct topo_out *o, const struct topo_cfg *cfg, const struct topo_conn *tc,
+			  const char *user, size_t user_len, const char *params, const char *orig, size_t olen, int cached)
+{
+	struct topo_conn nc = *tc;
+	if (!cached)
+		nc.cache = NULL; /* leave the cache to the Contact */
+	out_str(o, "sip:");
+	if (user) {
+		out_put(o, user, user_len);
+		out_put(o, "@", 1);
+	}
+	out_str(o, cfg->flow_host);
+	out_put(o, ":", 1);
+	out_uint(o, tc->flow_port);
+	out_str(o, ";transport=tcp");
+	out_str(o, params);
+	emit_flow_params(o, cfg->key, &nc, orig, olen);
 }
 
 /* Emits u with its flow parameters (sc-flow, sc-o) left out. */
@@ -503,17 +562,7 @@ static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t l
 				x->info->detail = "Contact URI too long";
 				return -1;
 			}
-			/* sip:USER@FLOWHOST:PORT;transport=tcp;sc-flow=..;sc-o=.. */
-			out_str(o, "sip:");
-			if (u.has_user) {
-				out_put(o, s + u.scheme_end, u.user_len);
-				out_put(o, "@", 1);
-			}
-			out_str(o, cfg->flow_host);
-			out_put(o, ":", 1);
-			out_uint(o, x->tc->flow_port);
-			out_str(o, ";transport=tcp");
-			emit_flow_params(o, cfg->key, x->tc, s, len);
+			emit_flow_uri(o, cfg, x->tc, u.has_user ? s + u.scheme_end : NULL, u.user_len, "", s, len, 1);
 			return 1;
 		}
 		if (!uri_names(&u, cfg->adv_host, cfg->adv_port)) {
@@ -528,14 +577,7 @@ static int uri_translate(struct ctx *x, enum ukind kind, const char *s, size_t l
 			}
 			const char *lr;
 			size_t lrl;
-			struct topo_conn nc = *x->tc;
-			nc.cache = NULL; /* keep the cache for the Contact */
-			out_str(o, "sip:");
-			out_str(o, cfg->flow_host);
-			out_put(o, ":", 1);
-			out_uint(o, x->tc->flow_port);
-			out_str(o, uri_param(&u, "lr", &lr, &lrl) ? ";transport=tcp;lr" : ";transport=tcp");
-			emit_flow_params(o, cfg->key, &nc, s, len);
+			emit_flow_uri(o, cfg, x->tc, NULL, 0, uri_param(&u, "lr", &lr, &lrl) ? ";lr" : "", s, len, 0);
 			return 1;
 		}
 		int f = flow_decode(cfg->key, &u, &id, orig, &olen);
@@ -617,30 +659,13 @@ static int addr_list(struct ctx *x, enum ukind kind, const char *v, size_t n, st
 			us = ue = i;
 			rest = i;
 		} else {
-			size_t j = i;
-			int inq = 0;
-			size_t lt = (size_t)-1;
-			for (; j < n; j++) {
-				char c = v[j];
-				if (inq) {
-					if (c == '\\')
-						j++;
-					else if (c == '"')
-						inq = 0;
-					continue;
-				}
-				if (c == '"')
-					inq = 1;
-				else if (c == '<') {
-					lt = j;
-					break;
-				} else if (c == ',' || c == ';')
-					break;
-			}
+			int inq;
+			size_t j = scan_unquoted(v, i, n, "<,;", &inq);
 			if (inq) {
 				x->info->detail = "unterminated quoted string";
 				return -1;
 			}
+			size_t lt = j < n && v[j] == '<' ? j : (size_t)-1;
 			if (lt != (size_t)-1) {
 				angle = 1;
 				us = lt + 1;
@@ -665,24 +690,8 @@ static int addr_list(struct ctx *x, enum ukind kind, const char *v, size_t n, st
 			}
 		}
 		/* the header parameters: up to the next comma outside quotes */
-		size_t pe = rest;
-		int inq = 0;
-		for (; pe < n; pe++) {
-			char c = v[pe];
-			if (inq) {
-				if (c == '\\')
-					pe++;
-				else if (c == '"')
-					inq = 0;
-				continue;
-			}
-			if (c == '"')
-				inq = 1;
-			else if (c == ',')
-				break;
-		}
-		if (pe > n)
-			pe = n;
+		int inq;
+		size_t pe = scan_unquoted(v, rest, n, ",", &inq);
 		int own = 0;
 		if (ue > us) {
 			out_put(o, v + vstart, us - vstart);
@@ -792,19 +801,8 @@ static int via_parse(const char *v, size_t i, size_t n, struct via *p)
 	while (i < n && is_wsp(v[i]))
 		i++;
 	p->params_off = i;
-	int inq = 0;
-	for (; i < n; i++) {
-		if (inq) {
-			if (v[i] == '"')
-				inq = 0;
-			continue;
-		}
-		if (v[i] == '"')
-			inq = 1;
-		else if (v[i] == ',')
-			break;
-	}
-	p->end = i;
+	int inq;
+	p->end = scan_unquoted(v, i, n, ",", &inq);
 	return 0;
 }
 
@@ -1035,28 +1033,59 @@ static const char *find_crlf(const char *s, size_t from, size_t to)
 	return p; /* the framer guarantees CRLF line ends */
 }
 
-static size_t find_header(const char *msg, const struct sf_msg *m, const char *name, char compact, size_t *vs,
-			  size_t *ve);
+/* The first header line named name (long form, or the compact one) starting
+ * at or after offset from (0: the first header line): its offset, or 0, with
+ * its value in [*vs, *ve). */
+static size_t find_header(const char *msg, const struct sf_msg *m, size_t from, const char *name, char compact,
+			  size_t *vs, size_t *ve)
+{
+	size_t nl = strlen(name);
+	size_t pos = from ? from : m->start_line.off + m->start_line.len + 2;
+	while (pos < m->hdr_end) {
+		const char *e = memchr(msg + pos, '\n', m->hdr_end + 2 - pos);
+		if (!e)
+			break;
+		size_t le = (size_t)(e - msg) + 1;
+		const char *c = memchr(msg + pos, ':', le - pos);
+		if (c && msg[pos] != ' ' && msg[pos] != '\t') {
+			size_t n = (size_t)(c - msg) - pos;
+			while (n && is_wsp(msg[pos + n - 1]))
+				n--;
+			if (ieqn(msg + pos, n, name, nl) || (compact && n == 1 && (msg[pos] | 0x20) == compact)) {
+				*vs = (size_t)(c - msg) + 1;
+				*ve = le - 2;
+				return pos;
+			}
+		}
+		pos = le;
+	}
+	return 0;
+}
+
+/* The Request-URI of the start line sl[0..len): 0 with its span, or -1. */
+static int ruri_span(const char *sl, size_t len, size_t *off, size_t *n)
+{
+	const char *sp1 = memchr(sl, ' ', len);
+	size_t k = len;
+	while (k > 0 && sl[k - 1] != ' ')
+		k--;
+	if (!sp1 || !k || (size_t)(sp1 - sl) + 1 >= k - 1)
+		return -1;
+	*off = (size_t)(sp1 - sl) + 1;
+	*n = k - 1 - *off;
+	return 0;
+}
 
 /* The request says "Supported: path" (RFC 3327). */
 static int supports_path(const char *msg, const struct sf_msg *m)
 {
-	size_t vs, ve;
-	size_t pos = m->start_line.off + m->start_line.len + 2;
-	struct sf_msg sub = *m;
-	while (pos < m->hdr_end) {
-		sub.start_line.off = (uint32_t)pos - 2; /* find_header starts after it */
-		sub.start_line.len = 0;
-		if (!find_header(msg, &sub, "supported", 'k', &vs, &ve))
-			return 0;
+	size_t vs, ve, pos = 0;
+	while ((pos = find_header(msg, m, pos, "supported", 'k', &vs, &ve)) != 0) {
 		for (size_t i = vs; i + 4 <= ve; i++)
 			if (ipre(msg + i, "path", 4) && (i == vs || msg[i - 1] == ',' || is_wsp(msg[i - 1])) &&
 			    (i + 4 == ve || msg[i + 4] == ',' || is_wsp(msg[i + 4])))
 				return 1;
-		const char *e = memchr(msg + ve, '\n', m->hdr_end + 2 - ve);
-		if (!e)
-			return 0;
-		pos = (size_t)(e - msg) + 1;
+		pos = ve + 2; /* the next line */
 	}
 	return 0;
 }
@@ -1090,18 +1119,12 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 	size_t pos = (size_t)(nl - msg) + 1; /* first header line */
 	size_t sl_len = pos - 2;
 	if (m->is_request) {
-		const char *sp1 = memchr(msg, ' ', sl_len);
-		const char *sp2 = NULL;
-		for (size_t k = sl_len; k > 0; k--)
-			if (msg[k - 1] == ' ') {
-				sp2 = msg + k - 1;
-				break;
-			}
-		if (!sp1 || !sp2 || sp2 <= sp1 + 1) {
+		size_t us, un;
+		if (ruri_span(msg, sl_len, &us, &un) < 0) {
 			info->detail = "bad request line";
 			return -1;
 		}
-		size_t us = (size_t)(sp1 - msg) + 1, ue = (size_t)(sp2 - msg);
+		size_t ue = us + un;
 		out_put(out, msg, us);
 		int r = uri_translate(&x, U_RURI, msg + us, ue - us, out);
 		if (r < 0)
@@ -1117,14 +1140,8 @@ int topo_rewrite(const struct topo_cfg *cfg, const struct topo_conn *tc, enum to
 			char adv[TOPO_HOST_MAX + 48];
 			size_t an = (size_t)snprintf(adv, sizeof adv, "sip:%s:%u;transport=tls;lr", cfg->adv_host,
 						     cfg->adv_port);
-			struct topo_conn nc = *tc;
-			nc.cache = NULL;
-			out_str(out, "Path: <sip:");
-			out_str(out, cfg->flow_host);
-			out_put(out, ":", 1);
-			out_uint(out, tc->flow_port);
-			out_str(out, ";transport=tcp;lr;ob");
-			emit_flow_params(out, cfg->key, &nc, adv, an < sizeof adv ? an : sizeof adv - 1);
+			out_str(out, "Path: <");
+			emit_flow_uri(out, cfg, tc, NULL, 0, ";lr;ob", adv, an < sizeof adv ? an : sizeof adv - 1, 0);
 			out_str(out, ">\r\n");
 			changed = 1;
 		}
@@ -1235,78 +1252,30 @@ int topo_flow_of(const struct topo_key *key, const char *flow_host, const char *
 	size_t olen;
 	struct uri u;
 	const char *sl = msg + m->start_line.off;
-	size_t sl_len = m->start_line.len;
-	const char *sp1 = memchr(sl, ' ', sl_len);
-	const char *sp2 = NULL;
-	for (size_t k = sl_len; k > 0; k--)
-		if (sl[k - 1] == ' ') {
-			sp2 = sl + k - 1;
-			break;
-		}
-	if (sp1 && sp2 && sp2 > sp1 + 1 && uri_parse(sp1 + 1, (size_t)(sp2 - sp1 - 1), &u) == 0 &&
+	size_t us, un, vs, ve;
+	if (ruri_span(sl, m->start_line.len, &us, &un) == 0 && uri_parse(sl + us, un, &u) == 0 &&
 	    ieq(u.s + u.host_off, u.host_len, flow_host)) {
 		int r = flow_decode(key, &u, flow_id, orig, &olen);
 		if (r)
 			return r;
 	}
 	/* the top Route (a Path the registrar stored) */
-	size_t pos = m->start_line.off + m->start_line.len + 2;
-	while (pos < m->hdr_end) {
-		const char *e = memchr(msg + pos, '\n', m->hdr_end + 2 - pos);
-		if (!e)
-			break;
-		size_t le = (size_t)(e - msg) + 1;
-		const char *c = memchr(msg + pos, ':', le - pos);
-		if (c) {
-			size_t nlen = (size_t)(c - msg) - pos;
-			while (nlen && is_wsp(msg[pos + nlen - 1]))
-				nlen--;
-			if (ieqn(msg + pos, nlen, "route", 5)) {
-				const char *lt = memchr(c, '<', (size_t)(msg + le - c));
-				const char *gt = lt ? memchr(lt, '>', (size_t)(msg + le - lt)) : NULL;
-				if (lt && gt && uri_parse(lt + 1, (size_t)(gt - lt - 1), &u) == 0 &&
-				    ieq(u.s + u.host_off, u.host_len, flow_host))
-					return flow_decode(key, &u, flow_id, orig, &olen);
-				return 0;
-			}
-		}
-		pos = le;
-	}
+	if (!find_header(msg, m, 0, "route", 0, &vs, &ve))
+		return 0;
+	const char *lt = memchr(msg + vs, '<', ve - vs);
+	const char *gt = lt ? memchr(lt, '>', (size_t)(msg + ve - lt)) : NULL;
+	if (lt && gt && uri_parse(lt + 1, (size_t)(gt - lt - 1), &u) == 0 && ieq(u.s + u.host_off, u.host_len, flow_host))
+		return flow_decode(key, &u, flow_id, orig, &olen);
 	return 0;
 }
 
 /* ---- requests the sidecar routes itself (RFC 5626 edge proxy) ------------ */
 
 #define SC_BRANCH "z9hG4bKsc-"
+/* what the Via branch's token signs besides the id: never a wrapped URI */
+#define VIA_TOKEN_DATA "\0via"
+#define VIA_TOKEN_LEN 4
 #define SC_BRANCH_LEN 10
-
-/* The first header line named name (long form, or the compact one) at or
- * after the start line: its offset, or 0. */
-static size_t find_header(const char *msg, const struct sf_msg *m, const char *name, char compact, size_t *vs,
-			  size_t *ve)
-{
-	size_t nl = strlen(name);
-	size_t pos = m->start_line.off + m->start_line.len + 2;
-	while (pos < m->hdr_end) {
-		const char *e = memchr(msg + pos, '\n', m->hdr_end + 2 - pos);
-		if (!e)
-			break;
-		size_t le = (size_t)(e - msg) + 1;
-		const char *c = memchr(msg + pos, ':', le - pos);
-		if (c && msg[pos] != ' ' && msg[pos] != '\t') {
-			size_t n = (size_t)(c - msg) - pos;
-			while (n && is_wsp(msg[pos + n - 1]))
-				n--;
-			if (ieqn(msg + pos, n, name, nl) || (compact && n == 1 && (msg[pos] | 0x20) == compact)) {
-				*vs = (size_t)(c - msg) + 1;
-				*ve = le - 2;
-				return pos;
-			}
-		}
-		pos = le;
-	}
-	return 0;
-}
 
 int topo_direct_request(const struct topo_cfg *cfg, const char *msg, const struct sf_msg *m, uint64_t *flow_id)
 {
@@ -1314,19 +1283,12 @@ int topo_direct_request(const struct topo_cfg *cfg, const char *msg, const struc
 	const char *sl = msg + m->start_line.off;
 	size_t sl_len = m->start_line.len;
 	/* most requests name no flow: decide on the start line first */
-	if (!m->is_request || !memmem(sl, sl_len, "sc-flow=", 8) || find_header(msg, m, "route", 0, &vs, &ve))
+	if (!m->is_request || !memmem(sl, sl_len, "sc-flow=", 8) || find_header(msg, m, 0, "route", 0, &vs, &ve))
 		return 0;
-	const char *sp1 = memchr(sl, ' ', sl_len);
-	const char *sp2 = NULL;
-	for (size_t k = sl_len; k > 0; k--)
-		if (sl[k - 1] == ' ') {
-			sp2 = sl + k - 1;
-			break;
-		}
 	struct uri u;
 	char orig[ORIG_MAX];
-	size_t olen;
-	if (!sp1 || !sp2 || sp2 <= sp1 + 1 || uri_parse(sp1 + 1, (size_t)(sp2 - sp1 - 1), &u) != 0 ||
+	size_t olen, us, un;
+	if (ruri_span(sl, sl_len, &us, &un) < 0 || uri_parse(sl + us, un, &u) != 0 ||
 	    !uri_names(&u, cfg->adv_host, cfg->adv_port))
 		return 0;
 	return flow_decode(cfg->key, &u, flow_id, orig, &olen);
@@ -1352,9 +1314,7 @@ int topo_add_via(const struct topo_cfg *cfg, uint64_t from_id, const char *msg, 
 	while (b && b + bl < v + vn && bl < 40 && b[bl] != ';' && b[bl] != ',' && !is_wsp(b[bl]))
 		bl++;
 	unsigned char raw[TOKEN_RAW];
-	for (int i = 0; i < 8; i++)
-		raw[i] = (unsigned char)(from_id >> (56 - 8 * i));
-	flow_mac(cfg->key, from_id, "\0via", 4, raw + 8); /* never a wrapped URI */
+	token_make(cfg->key, from_id, VIA_TOKEN_DATA, VIA_TOKEN_LEN, raw);
 	out->len = 0;
 	size_t sl_end = m.start_line.off + m.start_line.len + 2;
 	out_put(out, msg, sl_end);
@@ -1398,14 +1358,8 @@ int topo_direct_response(const struct topo_key *key, const char *msg, const stru
 	unsigned char raw[TOKEN_RAW + 2];
 	if (b64_decode(ps + vo + SC_BRANCH_LEN, 24, raw, sizeof raw) != TOKEN_RAW)
 		return -1;
-	uint64_t id = 0;
-	for (int i = 0; i < 8; i++)
-		id = (id << 8) | raw[i];
-	unsigned char mac[MAC_LEN], diff = 0;
-	flow_mac(key, id, "\0via", 4, mac);
-	for (int i = 0; i < MAC_LEN; i++)
-		diff |= (unsigned char)(mac[i] ^ raw[8 + i]);
-	if (diff || !id)
+	uint64_t id = token_check(key, raw, VIA_TOKEN_DATA, VIA_TOKEN_LEN);
+	if (!id)
 		return -1;
 	*flow_id = id;
 	/* what to cut: the whole line when it holds only ours, else our value
