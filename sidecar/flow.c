@@ -81,6 +81,13 @@ struct conn *flow_find(struct sidecar *w, uint64_t id)
 	return NULL;
 }
 
+/* The connection of flow id when it can still take a message, or NULL. */
+static struct conn *flow_live(struct sidecar *w, uint64_t id)
+{
+	struct conn *c = flow_find(w, id);
+	return c && c->state == CS_RELAY && !c->tls_eof && !c->want_close ? c : NULL;
+}
+
 static void flowc_close(struct flowc *f)
 {
 	struct sidecar *w = f->w;
@@ -157,8 +164,8 @@ static void flowc_message(struct flowc *f, const char *msg, const struct sf_msg 
 		flow_failed(f, msg, m, "no flow token");
 		return;
 	}
-	struct conn *c = flow_find(w, id);
-	if (!c || c->state != CS_RELAY || c->tls_eof || c->want_close) {
+	struct conn *c = flow_live(w, id);
+	if (!c) {
 		flow_failed(f, msg, m, "the connection is gone");
 		return;
 	}
@@ -263,8 +270,8 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 		log_err("flow: a routed message does not frame");
 		return;
 	}
-	struct conn *c = flow_find(w, id);
-	if (c && c->state == CS_RELAY && !c->tls_eof && !c->want_close) {
+	struct conn *c = flow_live(w, id);
+	if (c) {
 		log_debug("flow to peer=%s: %.*s", c->peer.text, (int)(m.start_line.len > 80 ? 80 : m.start_line.len),
 			  data + m.start_line.off);
 		c->t_active = ev_now(w->loop);

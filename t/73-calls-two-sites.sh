@@ -72,6 +72,8 @@
 # SPDX-License-Identifier: MIT
 # shellcheck source=t/lib.sh
 . "${T_SRC:-$(dirname "$0")}/lib.sh"
+# shellcheck source=t/data/calls/lib-calls.sh
+. "$T_SRC/data/calls/lib-calls.sh"
 # shellcheck source=t/data/interop/interop.sh
 . "$T_SRC/data/interop/interop.sh"
 
@@ -113,19 +115,6 @@ for u in "${UAS[@]}"; do
 	NS[$u]=$NS_PREFIX-$u
 done
 
-calls_cleanup() {
-	local u
-	t_kill_tracked
-	for u in "${UAS[@]}"; do
-		ip netns del "${NS[$u]}" 2>/dev/null
-	done
-}
-calls_exit() {
-	local rc=$?
-	calls_cleanup
-	(exit "$rc")
-	t_cleanup
-}
 trap calls_exit EXIT
 
 for u in "${UAS[@]}"; do
@@ -137,28 +126,6 @@ for u in "${UAS[@]}"; do
 		skip_all "ip netns exec does not work here: $(head -n 1 "$T_TMP/netns.err")"
 	fi
 done
-
-ns_listening() {
-	local hex
-	hex=$(printf '%04X' "$2")
-	if [ "${3:-tcp}" = udp ]; then
-		ip netns exec "$1" cat /proc/net/udp 2>/dev/null |
-			awk -v p=":$hex" 'substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
-	else
-		ip netns exec "$1" cat /proc/net/tcp 2>/dev/null |
-			awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
-	fi
-}
-
-wait_until() {
-	local i n=$(($1 * 10))
-	shift
-	for ((i = 0; i <= n; i++)); do
-		"$@" && return 0
-		[ "$i" -lt "$n" ] && sleep 0.1
-	done
-	return 1
-}
 
 # ports: K Kamailio, L clients listener, P peers listener, C [connect]
 # bind, F flow listener (workers = 1: one port)
@@ -358,28 +325,6 @@ EOC
 	disown "${UA_PID[$u]}"
 }
 
-ua_stop() {
-	local u=$1 pid=${UA_PID[$1]:-} fd=${UA_FD[$1]:-}
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait_pid_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	untrack_pid "$pid"
-	UA_PID[$u]=
-	[ -n "$fd" ] && exec {fd}>&-
-	UA_FD[$u]=
-}
-
-ua_say() {
-	printf '%s\n' "$2" >&"${UA_FD[$1]}"
-}
-ua_new() {
-	tail -c +$((${2:-${UA_MARK[$1]}} + 1)) "${UA_DIR[$1]}/ua.out" 2>/dev/null
-}
-ua_says() {
-	ua_new "$1" | grep -aEq -- "$2"
-}
-
 # msgs U [FROM]: one line per SIP message in U's trace since the mark:
 #   DIR SRC DST CSEQ-NUMBER CSEQ-METHOD CALL-ID START-LINE
 # (as in t/72; recv: from U's own sidecar's clients listener)
@@ -419,18 +364,6 @@ received_raw() {
 		hdr == "" { hdr = $0; split(hdr, a, " "); r = (a[2] ~ (":" lport "$")); next }
 		index($0, "[;m") == 1 { inb = 0; next }
 		r { print }'
-}
-has() {
-	msgs "$1" | grep -Eq -- "^$2 [^ ]+ [^ ]+ ${6:-[0-9]+} $3 ${5:-[^ ]+} $4"
-}
-count() {
-	msgs "$1" | grep -Ec -- "^$2 [^ ]+ [^ ]+ ${6:-[0-9]+} $3 ${5:-[^ ]+} $4"
-}
-final_err() {
-	has "$1" recv "$2" 'SIP/2.0 [3-6]' "${3:-}"
-}
-last_sent() {
-	msgs "$1" | awk -v m="$2" '$1 == "sent" && $7 == m { c = $6 " " $4 } END { print c }'
 }
 
 mark_all() {
@@ -473,20 +406,6 @@ now_ms() {
 	echo $((t / 1000))
 }
 
-expect() {
-	local end=$(($(now_ms) + $1 * 1000))
-	while :; do
-		eval "$2" && return 0
-		if leaks || eval "$3"; then
-			sleep 0.3
-			eval "$2" && return 0
-			return 2
-		fi
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.1
-	done
-}
-
 show_step() {
 	local u s
 	leaks && diag "leaked:" "$LEAKS"
@@ -514,29 +433,6 @@ step() {
 	return 1
 }
 
-no_calls() {
-	local u
-	for u in "${UAS[@]}"; do
-		ua_says "$u" '--- (No active calls|Active calls \(0\)) ---' || return 1
-	done
-}
-reset_calls() {
-	local u i
-	for ((i = 0; i < 3; i++)); do
-		mark_all
-		for u in "${UAS[@]}"; do
-			ua_say "$u" "/hangup"
-			ua_say "$u" "/listcalls"
-		done
-		wait_until 3 no_calls && return 0
-	done
-	diag "reset_calls: calls still listed"
-	return 1
-}
-reg_failed() {
-	final_err "$1" REGISTER || ! t_alive "${UA_PID[$1]}"
-}
-
 CID=
 CSEQ=
 dial() {
@@ -551,9 +447,6 @@ dial() {
 		CID=none
 		CSEQ=0
 	}
-}
-no_ack() {
-	[ "$(count "$1" sent INVITE 'SIP/2.0 2' "$CID" "$CSEQ")" -ge 5 ]
 }
 UP_A=0
 UP_B=0
