@@ -274,23 +274,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifdef FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *fp = fopen(argv[i], "rb");
-		static uint8_t buf[65537];
-		size_t n;
-
-		if (!fp) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof buf, fp);
-		fclose(fp);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("ran %d inputs\n", argc - 1);
-	return 0;
-}
-#endif
+#include "fuzz-standalone.h"
