@@ -90,6 +90,28 @@ static int set_count(struct parse *p, void *field, const char *val)
 	return 0;
 }
 
+static int set_metrics_peers(struct parse *p, void *field, const char *val)
+{
+	if (parse_uint(val, 10000, field) < 0) {
+		diag_add(p->d, p->file, p->line, "invalid metrics-peers '%s' (a number from 0 to 10000)", val);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_status_socket(struct parse *p, void *field, const char *val)
+{
+	char **dst = field;
+	free(*dst);
+	*dst = strcmp(val, "off") ? xstrdup(val) : NULL;
+	p->cfg->status_socket_set = 1;
+	if (*dst && (**dst != '/' || strlen(*dst) >= 108)) {
+		diag_add(p->d, p->file, p->line, "status-socket must be an absolute path under 108 bytes, or off");
+		return -1;
+	}
+	return 0;
+}
+
 static int set_bool(struct parse *p, void *field, const char *val)
 {
 	if (parse_bool(val, field) < 0) {
@@ -294,6 +316,8 @@ static const struct key keys[] = {
 	{ SEC_GLOBAL, "shutdown-timeout", set_duration, G(shutdown_timeout), 0 },
 	{ SEC_GLOBAL, "max-message-size", set_size, G(max_message_size), 0 },
 	{ SEC_GLOBAL, "metrics", set_metrics, G(metrics), 0 },
+	{ SEC_GLOBAL, "metrics-peers", set_metrics_peers, G(metrics_peers), 0 },
+	{ SEC_GLOBAL, "status-socket", set_status_socket, G(status_socket), 0 },
 	{ SEC_GLOBAL, "workers", set_count, G(workers), 0 },
 	{ SEC_GLOBAL, "flow-bind", set_flow_bind, 0, 0 },
 	{ SEC_GLOBAL, "registration-margin", set_duration, G(registration_margin), 0 },
@@ -336,6 +360,8 @@ static void config_defaults(struct config *cfg)
 {
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->max_connections = 20000;
+	cfg->metrics_peers = 100;
+	cfg->status_socket = xstrdup(STATUS_SOCKET_DEFAULT);
 	cfg->handshake_timeout = 10;
 	cfg->idle_timeout = 3900; /* longer than the common 3600 s registration */
 	cfg->registration_margin = 60;
@@ -687,6 +713,7 @@ void config_free(struct config *cfg)
 	free(cfg->group);
 	free(cfg->pid_file);
 	free(cfg->metrics);
+	free(cfg->status_socket);
 	free(cfg->flow_host);
 	free(cfg);
 }

@@ -68,6 +68,10 @@ struct trust_conf {
 	struct clist ca, crl, peer;
 };
 
+/* Where `sip-sidecar status` finds the daemon unless the file says otherwise
+ * (used when the directory exists: systemd's RuntimeDirectory makes it). */
+#define STATUS_SOCKET_DEFAULT "/run/sip-sidecar/status.sock"
+
 struct config {
 	char *file;
 	char *user, *group;
@@ -79,6 +83,9 @@ struct config {
 	size_t max_message_size;
 	char *metrics;
 	struct addr metrics_addr;
+	unsigned long metrics_peers;   /* peer identities labelled in metrics, the rest "other" */
+	char *status_socket;           /* unix socket for `sip-sidecar status`; NULL: off */
+	int status_socket_set;         /* given in the file (else the default, when its directory exists) */
 	unsigned long workers;         /* 0: number of CPUs */
 	char *flow_host;               /* loopback address of the flow listeners (default 127.0.0.1) */
 	unsigned flow_port;            /* first port (one per worker); 0: chosen by the system */

@@ -150,6 +150,8 @@ void conn_close(struct conn *c, const char *why)
 	__atomic_sub_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
 	if (c->peer_counted)
 		__atomic_sub_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
+	tally_close(c->tsec);
+	tally_close(c->tpeer);
 	st_add(&sc->st.closed, 1);
 	gen_unref(c->gen);
 	free(c);
@@ -177,6 +179,22 @@ static int refusal_alert(const char *reason)
 	return -1;
 }
 
+void count_refusal(struct conn *c, const char *reason)
+{
+	size_t i = metrics_refused(c->sc, reason);
+	tally_add(c->tsec, &c->tsec->refused[i], 1);
+	tally_add(c->tpeer, &c->tpeer->refused[i], 1);
+}
+
+void count_answer(struct conn *c, int code)
+{
+	int i = tally_answer_index(code);
+	if (i < 0)
+		return;
+	st_add(&c->sc->st.answers[i], 1);
+	tally_add(c->tsec, &c->tsec->answers[i], 1);
+}
+
 /* Logs a refusal with the reason word of INTERFACE.md, tells the peer by an
  * alert when there is one for it, and closes. */
 static void conn_refuse(struct conn *c, const char *reason, const char *detail)
@@ -184,7 +202,7 @@ static void conn_refuse(struct conn *c, const char *reason, const char *detail)
 	int alert = c->tls ? refusal_alert(reason) : -1;
 	if (alert >= 0) /* best effort: the socket may not take it */
 		(void)gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, (gnutls_alert_description_t)alert);
-	metrics_refused(c->sc, reason);
+	count_refusal(c, reason);
 	log_warn("%s=%s %s=%s refused: %s%s%s%s", section_kind(c), section_name(c), peer_word(c), c->peer.text,
 		 reason, detail && *detail ? " (" : "", detail ? detail : "", detail && *detail ? ")" : "");
 	c->hs_done = 0; /* no "closed" line for a connection never admitted */
@@ -318,7 +336,7 @@ int conn_recheck(struct conn *c)
 		log_warn("%s=%s %s=%s refused on reload: %s%s%s%s", section_kind(c), name, peer_word(c),
 			 c->peer.text, c->reason, c->reason_detail[0] ? " (" : "", c->reason_detail,
 			 c->reason_detail[0] ? ")" : "");
-		metrics_refused(c->sc, c->reason);
+		count_refusal(c, c->reason);
 		finish(c, c->reason);
 		return -1;
 	}
@@ -371,8 +389,11 @@ static void handshake_done(struct conn *c)
 	if (c->role == ROLE_IN && c->gen->listen[c->idx].conf->client_auth == CLIENT_AUTH_NONE)
 		c->anonymous = 1;
 	st_add(&sc->st.handshakes, 1);
-	if (c->resumed)
+	tally_add(c->tsec, &c->tsec->handshakes, 1);
+	if (c->resumed) {
 		st_add(&sc->st.resumed, 1);
+		tally_add(c->tsec, &c->tsec->resumed, 1);
+	}
 	const char *hname = c->role == ROLE_IN ? cfg_of(c)->listen[c->idx].identity_header
 					       : cfg_of(c)->connect[c->idx].identity_header;
 	if (hname && c->identity && *c->identity) {
@@ -389,6 +410,8 @@ static void handshake_done(struct conn *c)
 		/* a verified peer (either role), for STATUS= */
 		c->peer_counted = 1;
 		__atomic_add_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
+		c->tpeer = tally_peer(sc->tallies, c->identity, cfg_of(c)->metrics_peers);
+		tally_open(c->tpeer, (int64_t)time(NULL));
 	}
 	if (c->role == ROLE_IN)
 		backend_connect(c);
@@ -422,7 +445,7 @@ static void do_handshake(struct conn *c)
 static int tls_send(struct conn *c, const char *data, size_t n)
 {
 	c->bytes_out += n;
-	st_add(&c->sc->st.bytes_out, n);
+	count_bytes_out(c, n);
 	if (c->to_tls.len || c->state < CS_CONNECTING) {
 		buf_append(&c->to_tls, data, n);
 		return c->state >= CS_CONNECTING ? tls_flush(c) : 0;
@@ -518,7 +541,10 @@ static int answer(struct conn *c, const char *msg, const struct sf_msg *m, int c
 	if (!m->is_request || starts_with_ack(msg, m))
 		return 0;
 	size_t n = sf_error_response(msg, m, code, phrase, extra, out, sizeof out);
-	return n ? tls_send(c, out, n) : 0;
+	if (!n)
+		return 0;
+	count_answer(c, code);
+	return tls_send(c, out, n);
 }
 
 /* Adds iovecs for one framed message, dropping spoofed identity headers
@@ -589,7 +615,7 @@ static void refuse_untranslatable(struct conn *c, const char *msg, const struct 
 	const char *reason = !strcmp(detail, "forged flow token") ? "forged flow token" : "malformed message";
 	if (answer(c, msg, m, 400, "Bad Request", NULL) < 0)
 		return;
-	metrics_refused(c->sc, reason);
+	count_refusal(c, reason);
 	log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c), c->peer.text, reason,
 		 detail);
 	c->reason = reason;
@@ -684,7 +710,7 @@ int conn_send_legacy_msg(struct conn *c, const char *msg, const struct sf_msg *m
 	struct topo_info info;
 	char host[INET6_ADDRSTRLEN + 2];
 	c->msgs_out++;
-	st_add(&sc->st.msgs_out, 1);
+	count_msgs_out(c, 1);
 	if (!c->topo)
 		return tls_send(c, msg, m->len);
 	topo_conn_of(c, &tc, host, sizeof host, !m->is_request);
@@ -773,7 +799,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			n = 0;
 		} else if (r == SF_MESSAGE) {
 			c->msgs_in++;
-			st_add(&c->sc->st.msgs_in, 1);
+			count_msgs_in(c, 1);
 			if (c->state == CS_NOBACKEND) {
 				if (answer(c, data + pos, &m, 503, "Service Unavailable", "Retry-After: 30\r\n") < 0)
 					return -1;
@@ -799,7 +825,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			if (answer(c, data + pos, &m, m.error, m.error == 513 ? "Message Too Large" : "Bad Request",
 				   NULL) < 0)
 				return -1;
-			metrics_refused(c->sc, m.reason);
+			count_refusal(c, m.reason);
 			log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c),
 				 c->peer.text, m.reason, m.detail ? m.detail : "");
 			c->reason = m.reason;
@@ -866,7 +892,7 @@ static int tls_read_some(struct conn *c)
 		ssize_t r = gnutls_record_recv(c->tls, dst, room);
 		if (r > 0) {
 			c->bytes_in += (size_t)r;
-			st_add(&sc->st.bytes_in, (uint64_t)r);
+			count_bytes_in(c, (uint64_t)r);
 			c->t_active = ev_now(sc->loop);
 			const char *base;
 			size_t len;
@@ -913,7 +939,7 @@ static int tls_read_some(struct conn *c)
 		if (r == GNUTLS_E_REHANDSHAKE) {
 			/* no renegotiation, ever */
 			(void)gnutls_alert_send(c->tls, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
-			metrics_refused(sc, "renegotiation refused");
+			count_refusal(c, "renegotiation refused");
 			log_warn("%s=%s %s=%s renegotiation refused", section_kind(c), section_name(c),
 				 peer_word(c), c->peer.text);
 			conn_close(c, "renegotiation refused");
@@ -961,7 +987,7 @@ static int plain_read(struct conn *c)
 			} else {
 				unsigned k = msgcount_feed(&c->mc, sc->scratch, (size_t)r);
 				c->msgs_out += k;
-				st_add(&sc->st.msgs_out, k);
+				count_msgs_out(c, k);
 				if (tls_send(c, sc->scratch, (size_t)r) < 0)
 					return -1;
 			}
@@ -1073,8 +1099,8 @@ void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 				unsigned k = msgcount_feed(&c->mc, c->sc->scratch, (size_t)r);
 				c->bytes_out += (size_t)r;
 				c->msgs_out += k;
-				st_add(&c->sc->st.bytes_out, (uint64_t)r);
-				st_add(&c->sc->st.msgs_out, k);
+				count_bytes_out(c, (uint64_t)r);
+				count_msgs_out(c, k);
 				buf_append(&c->to_tls, c->sc->scratch, (size_t)r);
 			} else if (r == 0 && c->to_tls.len) {
 				/* wrote, then half-closed: deliver what is held, then close */
@@ -1167,6 +1193,9 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 	sc->conns = c;
 	sc->nconns++;
 	__atomic_add_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
+	c->tsec = tally_section(sc->tallies, role == ROLE_IN ? TALLY_LISTEN : TALLY_CONNECT, section_name(c));
+	tally_open(c->tsec, 0);
+	tally_add(c->tsec, &c->tsec->accepted, 1);
 	int framing = role == ROLE_IN ? c->gen->cfg->listen[c->idx].sip_framing
 				      : c->gen->cfg->connect[c->idx].sip_framing;
 	if (framing) {
@@ -1202,7 +1231,10 @@ int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 	unsigned long open = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
 	if (open >= sc->gen->cfg->max_connections || sc->stopping) {
 		double now = ev_now(sc->loop);
-		metrics_refused(sc, "too many connections");
+		struct tally *t = tally_section(sc->tallies, ls->kind == LSOCK_LISTEN ? TALLY_LISTEN : TALLY_CONNECT,
+					       ls->name);
+		size_t ri = metrics_refused(sc, "too many connections");
+		tally_add(t, &t->refused[ri], 1);
 		if (now - sc->last_refuse_log >= 1.0) {
 			log_warn("%s=%s peer=%s refused: too many connections (%lu open%s)",
 				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, open,

@@ -71,6 +71,8 @@ struct conn {
 	struct conn *flow_next;      /* in the loop's flow table */
 	double reg_until;            /* a registration it carried lasts until then */
 	struct topo_wrap_cache *topo_cache; /* its last wrapped Contact, or NULL */
+	struct tally *tsec;          /* its section's live counters (tally.h) */
+	struct tally *tpeer;         /* its verified peer's, NULL while anonymous */
 };
 
 /* Accept callback for [listen] sockets (inbound TLS). */

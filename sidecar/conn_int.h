@@ -11,11 +11,30 @@
 #include <sys/types.h>
 
 #include "conn.h"
+#include "tally.h"
 
 #define HIGH_WATER (64 * 1024)  /* pending bytes per direction before we stop reading */
 #define REC_MAX 16384           /* one TLS record of plaintext */
 #define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
 #define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
+
+/* Counting: the loop's totals and the connection's section and peer tallies. */
+static inline void count_add(struct conn *c, uint64_t *total, size_t field, uint64_t n, int peer_too)
+{
+	st_add(total, n);
+	if (c->tsec)
+		__atomic_fetch_add((uint64_t *)((char *)c->tsec + field), n, __ATOMIC_RELAXED);
+	if (peer_too && c->tpeer)
+		__atomic_fetch_add((uint64_t *)((char *)c->tpeer + field), n, __ATOMIC_RELAXED);
+}
+#define count_bytes_in(c, n) count_add((c), &(c)->sc->st.bytes_in, offsetof(struct tally, bytes_in), (n), 0)
+#define count_bytes_out(c, n) count_add((c), &(c)->sc->st.bytes_out, offsetof(struct tally, bytes_out), (n), 0)
+#define count_msgs_in(c, n) count_add((c), &(c)->sc->st.msgs_in, offsetof(struct tally, msgs_in), (n), 1)
+#define count_msgs_out(c, n) count_add((c), &(c)->sc->st.msgs_out, offsetof(struct tally, msgs_out), (n), 1)
+/* Counts a refusal of c under its reason word (totals, section, peer). */
+void count_refusal(struct conn *c, const char *reason);
+/* Counts an answer the sidecar wrote itself with this status code. */
+void count_answer(struct conn *c, int code);
 
 /* conn.c */
 void io_want(struct conn *c, ev_io *w, int events);

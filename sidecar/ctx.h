@@ -48,7 +48,8 @@ struct stats {
 	uint64_t accepted, handshakes, resumed, refused, closed;
 	uint64_t bytes_in, bytes_out, msgs_in, msgs_out;
 	uint64_t reloads_ok, reloads_failed;
-	uint64_t refused_by_reason[16]; /* indexed like metrics_reasons */
+	uint64_t refused_by_reason[32]; /* indexed like metrics_reasons */
+	uint64_t answers[4];            /* written by the sidecar itself, indexed like tally_answer_codes */
 };
 
 /* Adds n to a counter of a loop's stats: one writer (that loop), read by
@@ -98,6 +99,8 @@ struct sidecar {
 	struct stats st;
 	struct resolver *resolver;
 	struct metrics *metrics;
+	struct status *status;      /* main only: status socket and refusal history */
+	struct tallies *tallies;    /* main's, shared by every loop (tally.h) */
 	int is_root_ok;
 	/* workers */
 	struct sidecar **workers;   /* main: the contexts that accept (itself when one) */

@@ -16,6 +16,7 @@
 #include "conn_int.h"
 #include "flow.h"
 #include "log.h"
+#include "tally.h"
 #include "metrics.h"
 
 #define FLOW_TAB_SIZE 4096 /* buckets; a power of two */
@@ -136,8 +137,10 @@ static void flow_failed(struct flowc *f, const char *msg, const struct sf_msg *m
 	log_warn("flow legacy=%s flow failed: %s (%.*s)", f->peer.text, why,
 		 (int)(m->start_line.len > 80 ? 80 : m->start_line.len), msg + m->start_line.off);
 	size_t n = sf_error_response(msg, m, 430, "Flow Failed", NULL, out, sizeof out);
-	if (n)
+	if (n) {
+		st_add(&f->w->st.answers[TA_430], 1);
 		buf_append(&f->out, out, n);
+	}
 }
 
 /* One complete message from the legacy server on a flow connection. */
@@ -284,8 +287,10 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 	if (m.is_request && w->gen && w->gen->cfg->nlisten) {
 		char out[4096];
 		size_t n = sf_error_response(data, &m, 430, "Flow Failed", NULL, out, sizeof out);
-		if (n)
+		if (n) {
+			st_add(&w->st.answers[TA_430], 1);
 			(void)flow_route_answer(w, w->gen->listen[0].topo.key, out, n);
+		}
 	}
 }
 

@@ -1,7 +1,11 @@
 /*
  * log: one event per line on stderr. When stderr is the journal
- * (JOURNAL_STREAM names stderr's device and inode) each line starts with a
- * "<N>" syslog priority; otherwise with a UTC timestamp and the level word.
+ * (JOURNAL_STREAM names stderr's device and inode) each event goes to the
+ * journal directly (libsystemd), with the message's stable words also as
+ * fields (SIP_SIDECAR_SECTION, _PEER, _IDENTITY, _REASON) so that
+ * `journalctl SIP_SIDECAR_REASON=revoked` finds them; without libsystemd,
+ * or when that fails, a line on stderr with a "<N>" syslog priority.
+ * Otherwise each line starts with a UTC timestamp and the level word.
  * One write(2) per line, so lines from several threads never interleave.
  * SPDX-License-Identifier: MIT
  */
@@ -15,6 +19,11 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef HAVE_SYSTEMD
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#endif
 
 #include "log.h"
 
@@ -72,6 +81,87 @@ static const char *level_word(enum log_level lvl)
 	}
 }
 
+/*
+ * The fields of a message in the stable format of the log words
+ * ("listen=NAME peer=ADDR refused: REASON (detail)"): each found one is
+ * written as "KEY=value" into out (size bytes per field) and counted.
+ */
+enum jslot { J_SECTION, J_PEER, J_IDENTITY, J_REASON, J_N };
+
+struct jfield {
+	const char *word;       /* in the message, with its '=' or ': ' */
+	const char *key;
+	enum jslot slot;        /* one value per slot: the first word found */
+	int to_paren;           /* the value runs to " (" or the end, not to a space */
+};
+
+static const struct jfield jfields[] = {
+	{ "listen=", "SIP_SIDECAR_SECTION=", J_SECTION, 0 },
+	{ "connect=", "SIP_SIDECAR_SECTION=", J_SECTION, 0 },
+	{ "peer=", "SIP_SIDECAR_PEER=", J_PEER, 0 },
+	{ "server=", "SIP_SIDECAR_PEER=", J_PEER, 0 },
+	{ "identity=", "SIP_SIDECAR_IDENTITY=", J_IDENTITY, 0 },
+	{ "refused on reload: ", "SIP_SIDECAR_REASON=", J_REASON, 1 },
+	{ "refused: ", "SIP_SIDECAR_REASON=", J_REASON, 1 },
+};
+#define NJFIELDS (sizeof jfields / sizeof jfields[0])
+#define JFIELD_MAX 256
+
+size_t log_fields(const char *msg, char out[][JFIELD_MAX], size_t max)
+{
+	size_t n = 0;
+	int have[J_N] = { 0 };
+	for (size_t i = 0; i < NJFIELDS && n < max; i++) {
+		const char *w = jfields[i].word, *p = msg;
+		size_t wl = strlen(w);
+		/* a word at the start or after a space */
+		while ((p = strstr(p, w)) && p != msg && p[-1] != ' ')
+			p += wl;
+		if (!p)
+			continue;
+		if (have[jfields[i].slot])
+			continue;
+		const char *v = p + wl, *e = v;
+		if (jfields[i].to_paren) {
+			const char *paren = strstr(v, " (");
+			e = paren ? paren : v + strlen(v);
+		} else {
+			while (*e && *e != ' ')
+				e++;
+		}
+		if (e == v)
+			continue;
+		snprintf(out[n], JFIELD_MAX, "%s%.*s", jfields[i].key, (int)(e - v), v);
+		n++;
+		have[jfields[i].slot] = 1;
+	}
+	return n;
+}
+
+#ifdef HAVE_SYSTEMD
+/* Sends one event to the journal; returns 0, or -1 to fall back to stderr. */
+static int journal_send(enum log_level lvl, const char *msg)
+{
+	char fields[NJFIELDS][JFIELD_MAX], prio[16], head[2048 + 8];
+	struct iovec iov[NJFIELDS + 3];
+	size_t n = log_fields(msg, fields, NJFIELDS), k = 0;
+	snprintf(head, sizeof head, "MESSAGE=%s", msg);
+	snprintf(prio, sizeof prio, "PRIORITY=%d", (int)lvl);
+	iov[k].iov_base = head;
+	iov[k++].iov_len = strlen(head);
+	iov[k].iov_base = prio;
+	iov[k++].iov_len = strlen(prio);
+	iov[k].iov_base = (void *)"SYSLOG_IDENTIFIER=sip-sidecar";
+	iov[k].iov_len = strlen(iov[k].iov_base);
+	k++;
+	for (size_t i = 0; i < n; i++) {
+		iov[k].iov_base = fields[i];
+		iov[k++].iov_len = strlen(fields[i]);
+	}
+	return sd_journal_sendv(iov, (int)k) < 0 ? -1 : 0;
+}
+#endif
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	char buf[2048];
@@ -79,6 +169,15 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	if ((int)lvl > __atomic_load_n(&logger.level, __ATOMIC_RELAXED))
 		return;
 	if (logger.journal) {
+#ifdef HAVE_SYSTEMD
+		char msg[2048];
+		va_list aq;
+		va_start(aq, fmt);
+		int k = vsnprintf(msg, sizeof msg, fmt, aq);
+		va_end(aq);
+		if (k >= 0 && journal_send(lvl, msg) == 0)
+			return;
+#endif
 		n = (size_t)snprintf(buf, sizeof buf, "<%d>", (int)lvl);
 	} else {
 		struct timeval tv;

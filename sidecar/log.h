@@ -15,6 +15,11 @@ enum log_level log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 if unknown. */
 int log_level_parse(const char *s);
 
+/* The journal fields of a message in the log words' format (exposed for
+ * the unit test): "SIP_SIDECAR_SECTION=pub", ..._PEER, ..._IDENTITY,
+ * ..._REASON, each at most 255 bytes. Returns how many were found. */
+size_t log_fields(const char *msg, char out[][256], size_t max);
+
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)

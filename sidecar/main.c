@@ -27,6 +27,8 @@
 #include "reload.h"
 #include "resolver.h"
 #include "sdnotify.h"
+#include "status.h"
+#include "tally.h"
 #include "workers.h"
 
 #ifndef SYSCONFDIR
@@ -37,10 +39,12 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: sip-sidecar [-c FILE] [-t] [-V] [-h]\n"
+		     "       sip-sidecar status [-c FILE] [--json]\n"
 		     "  -c FILE   configuration file (default: %s)\n"
 		     "  -t        check the configuration and every certificate, key, CA and CRL; exit 0 if usable\n"
 		     "  -V        print the version and the GnuTLS/libev versions\n"
-		     "  -h        this help\n",
+		     "  -h        this help\n"
+		     "  status    show the running daemon's listeners, peers, refusals and certificates\n",
 		DEFAULT_CONF);
 }
 
@@ -249,6 +253,8 @@ static int sidecar_exit(struct sidecar *sc, int code)
 	while (sc->conns)
 		conn_close(sc->conns, "shutdown");
 	flow_stop(sc);
+	status_close(sc);
+	tallies_free(sc->tallies);
 	gen_unref(sc->gen);
 	gnutls_free(sc->ticket_key.data);
 	free(sc->scratch);
@@ -263,6 +269,8 @@ int main(int argc, char **argv)
 {
 	const char *conf = DEFAULT_CONF;
 	int test = 0, opt;
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return status_command(argc - 1, argv + 1, DEFAULT_CONF);
 	while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
 		switch (opt) {
 		case 'c':

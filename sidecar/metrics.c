@@ -17,6 +17,9 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "oneshot.h"
+#include "status.h"
+#include "tally.h"
 #include "workers.h"
 
 const char *const metrics_reasons[METRICS_NREASONS] = {
@@ -26,20 +29,11 @@ const char *const metrics_reasons[METRICS_NREASONS] = {
 };
 
 struct metrics {
-	int fd;
-	ev_io io;
+	struct oneshot *srv;
 	struct addr addr;
-	struct sidecar *sc;
 };
 
-struct mclient {
-	ev_io io;
-	ev_timer timer;
-	int fd;
-	struct sidecar *sc;
-};
-
-void metrics_refused(struct sidecar *sc, const char *reason)
+size_t metrics_refused(struct sidecar *sc, const char *reason)
 {
 	size_t i;
 	st_add(&sc->st.refused, 1);
@@ -47,6 +41,7 @@ void metrics_refused(struct sidecar *sc, const char *reason)
 		if (reason && !strcmp(reason, metrics_reasons[i]))
 			break;
 	st_add(&sc->st.refused_by_reason[i], 1);
+	return i;
 }
 
 /* Appends printf output to a growing buffer. */
@@ -67,6 +62,123 @@ static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 		*cap = (*cap + (size_t)n) * 2;
 		*buf = xrealloc(*buf, *cap);
 	}
+}
+
+/* A label value as the text format wants it: backslash, quote and newline
+ * escaped. Peer identities come from certificates, so anything may be in
+ * them. */
+static const char *esc(char *out, size_t size, const char *s)
+{
+	size_t o = 0;
+	for (; *s && o + 3 < size; s++) {
+		if (*s == '\\' || *s == '"') {
+			out[o++] = '\\';
+			out[o++] = *s;
+		} else if (*s == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+#define FAMILY(name, type, help) \
+	put(b, len, cap, "# HELP sip_sidecar_" name " " help "\n# TYPE sip_sidecar_" name " " type "\n")
+#define V(f) ((unsigned long long)tally_get(&(f)))
+
+/* The per-section families: one series per section name ever configured. */
+static void render_sections(struct sidecar *sc, char **b, size_t *len, size_t *cap)
+{
+	struct tally **v;
+	size_t n = tally_sections(sc->tallies, &v);
+	char lab[600], name[520];
+	/* the labels of section i, in lab */
+#define LAB(i) (snprintf(lab, sizeof lab, "kind=\"%s\",section=\"%s\"", \
+			 v[i]->kind == TALLY_LISTEN ? "listen" : "connect", esc(name, sizeof name, v[i]->name)), lab)
+	FAMILY("section_connections", "gauge", "Open connections, by [listen]/[connect] section.");
+	for (size_t i = 0; i < n; i++)
+		put(b, len, cap, "sip_sidecar_section_connections{%s} %llu\n", LAB(i), V(v[i]->open));
+	FAMILY("section_accepted_total", "counter", "TCP connections accepted, by section.");
+	for (size_t i = 0; i < n; i++)
+		put(b, len, cap, "sip_sidecar_section_accepted_total{%s} %llu\n", LAB(i), V(v[i]->accepted));
+	FAMILY("section_handshakes_total", "counter", "TLS handshakes admitted, by section and type.");
+	for (size_t i = 0; i < n; i++) {
+		unsigned long long all = V(v[i]->handshakes), res = V(v[i]->resumed);
+		put(b, len, cap, "sip_sidecar_section_handshakes_total{%s,type=\"full\"} %llu\n", LAB(i),
+		    all > res ? all - res : 0);
+		put(b, len, cap, "sip_sidecar_section_handshakes_total{%s,type=\"resumed\"} %llu\n", LAB(i), res);
+	}
+	FAMILY("section_bytes_total", "counter", "Bytes from (in) and to (out) TLS peers, by section.");
+	for (size_t i = 0; i < n; i++) {
+		put(b, len, cap, "sip_sidecar_section_bytes_total{%s,direction=\"in\"} %llu\n", LAB(i), V(v[i]->bytes_in));
+		put(b, len, cap, "sip_sidecar_section_bytes_total{%s,direction=\"out\"} %llu\n", LAB(i),
+		    V(v[i]->bytes_out));
+	}
+	FAMILY("section_messages_total", "counter", "SIP messages from (in) and to (out) TLS peers, by section.");
+	for (size_t i = 0; i < n; i++) {
+		put(b, len, cap, "sip_sidecar_section_messages_total{%s,direction=\"in\"} %llu\n", LAB(i),
+		    V(v[i]->msgs_in));
+		put(b, len, cap, "sip_sidecar_section_messages_total{%s,direction=\"out\"} %llu\n", LAB(i),
+		    V(v[i]->msgs_out));
+	}
+	FAMILY("section_backend_failures_total", "counter",
+	       "Times the legacy server could not be reached for a connection, by section.");
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->kind == TALLY_LISTEN)
+			put(b, len, cap, "sip_sidecar_section_backend_failures_total{%s} %llu\n", LAB(i),
+			    V(v[i]->backend_failures));
+	FAMILY("section_answers_total", "counter", "SIP answers the sidecar wrote itself, by section and code.");
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < TA_N; k++)
+			if (tally_answer_codes[k] != 430) /* 430 goes to the legacy server */
+				put(b, len, cap, "sip_sidecar_section_answers_total{%s,code=\"%d\"} %llu\n", LAB(i),
+				    tally_answer_codes[k], V(v[i]->answers[k]));
+	FAMILY("section_refused_total", "counter", "Connections and messages refused, by section and reason.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < METRICS_NREASONS; k++)
+			put(b, len, cap, "sip_sidecar_section_refused_total{%s,reason=\"%s\"} %llu\n", LAB(i),
+			    metrics_reasons[k], V(v[i]->refused[k]));
+#undef LAB
+}
+
+/* The per-peer families: verified identities up to metrics-peers, then
+ * "other"; anonymous clients are not here. */
+static void render_peers(struct sidecar *sc, char **b, size_t *len, size_t *cap)
+{
+	struct tally **pv;
+	size_t n = tally_peers(sc->tallies, &pv);
+	struct tally *v[TALLY_MAX_PEERS + 1];
+	char name[520];
+	memcpy(v, pv, n * sizeof *v);
+	v[n++] = sc->tallies->other;
+	FAMILY("peer_connections", "gauge", "Open connections, by verified peer identity.");
+	for (size_t i = 0; i < n; i++)
+		put(b, len, cap, "sip_sidecar_peer_connections{peer=\"%s\"} %llu\n", esc(name, sizeof name, v[i]->name),
+		    V(v[i]->open));
+	FAMILY("peer_connected_since_seconds", "gauge",
+	       "When a connected peer's open connections last went from none to one (Unix time).");
+	for (size_t i = 0; i < n; i++)
+		if (tally_get(&v[i]->open))
+			put(b, len, cap, "sip_sidecar_peer_connected_since_seconds{peer=\"%s\"} %lld\n",
+			    esc(name, sizeof name, v[i]->name), (long long)__atomic_load_n(&v[i]->since, __ATOMIC_RELAXED));
+	FAMILY("peer_messages_total", "counter", "SIP messages from (in) and to (out) a verified peer.");
+	for (size_t i = 0; i < n; i++) {
+		esc(name, sizeof name, v[i]->name);
+		put(b, len, cap, "sip_sidecar_peer_messages_total{peer=\"%s\",direction=\"in\"} %llu\n", name,
+		    V(v[i]->msgs_in));
+		put(b, len, cap, "sip_sidecar_peer_messages_total{peer=\"%s\",direction=\"out\"} %llu\n", name,
+		    V(v[i]->msgs_out));
+	}
+	FAMILY("peer_refused_total", "counter",
+	       "Refusals of a verified peer (on reload, resumption, or for its messages), by reason.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < METRICS_NREASONS; k++)
+			if (tally_get(&v[i]->refused[k]))
+				put(b, len, cap, "sip_sidecar_peer_refused_total{peer=\"%s\",reason=\"%s\"} %llu\n",
+				    esc(name, sizeof name, v[i]->name), metrics_reasons[k], V(v[i]->refused[k]));
 }
 
 static char *render(struct sidecar *sc, size_t *out_len)
@@ -103,6 +215,13 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	    "# TYPE sip_sidecar_build_info gauge\n"
 	    "sip_sidecar_build_info{version=\"%s\",gnutls=\"%s\",libev=\"%d.%d\"} 1\n",
 	    PACKAGE_VERSION, gnutls_check_version(NULL), ev_version_major(), ev_version_minor());
+	put(&b, &len, &cap, "# HELP sip_sidecar_answers_total SIP answers the sidecar wrote itself, by code.\n"
+			    "# TYPE sip_sidecar_answers_total counter\n");
+	for (int i = 0; i < TA_N; i++)
+		put(&b, &len, &cap, "sip_sidecar_answers_total{code=\"%d\"} %llu\n", tally_answer_codes[i],
+		    (unsigned long long)st->answers[i]);
+	render_sections(sc, &b, &len, &cap);
+	render_peers(sc, &b, &len, &cap);
 	put(&b, &len, &cap, "# HELP sip_sidecar_refused_total Connections refused, by reason.\n"
 			    "# TYPE sip_sidecar_refused_total counter\n");
 	for (size_t i = 0; i < METRICS_NREASONS; i++)
@@ -132,60 +251,27 @@ static char *render(struct sidecar *sc, size_t *out_len)
 	return b;
 }
 
-static void client_free(struct mclient *m)
+/* The HTTP answer: /status.json for `sip-sidecar status`, the metrics
+ * page for anything else. */
+static char *answer(struct sidecar *sc, const char *req, size_t *len)
 {
-	ev_io_stop(m->sc->loop, &m->io);
-	ev_timer_stop(m->sc->loop, &m->timer);
-	close(m->fd);
-	free(m);
-}
-
-static void client_read(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct mclient *m = w->data;
-	char req[2048];
-	(void)loop, (void)revents;
-	ssize_t r = recv(m->fd, req, sizeof req, 0);
-	if (r < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (r > 0) {
-		size_t blen;
-		char *body = render(m->sc, &blen);
-		char head[160];
-		int hl = snprintf(head, sizeof head,
-				  "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-				  "Content-Length: %zu\r\nConnection: close\r\n\r\n", blen);
-		/* small answers: the socket buffer takes them whole */
-		if (send(m->fd, head, (size_t)hl, MSG_NOSIGNAL) < 0 || send(m->fd, body, blen, MSG_NOSIGNAL) < 0)
-			log_debug("metrics: send: %s", strerror(errno));
-		free(body);
-	}
-	client_free(m);
-}
-
-static void client_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop, (void)revents;
-	client_free(w->data);
-}
-
-static void metrics_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct metrics *mt = w->data;
-	(void)revents;
-	for (int i = 0; i < 16; i++) {
-		int fd = accept4(mt->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		struct mclient *m = xcalloc(1, sizeof *m);
-		m->fd = fd;
-		m->sc = mt->sc;
-		ev_io_init(&m->io, client_read, fd, EV_READ);
-		ev_timer_init(&m->timer, client_timeout, 2., 0.);
-		m->io.data = m->timer.data = m;
-		ev_io_start(loop, &m->io);
-		ev_timer_start(loop, &m->timer);
-	}
+	size_t blen;
+	int json = !strncmp(req, "GET /status.json ", 17), text = !strncmp(req, "GET /status.text ", 17),
+	    ansi = !strncmp(req, "GET /status.ansi ", 17);
+	char *body = json ? status_render(sc, STATUS_JSON, &blen)
+		     : text || ansi ? status_render(sc, ansi ? STATUS_COLOR : STATUS_TEXT, &blen)
+				    : render(sc, &blen);
+	char head[200];
+	int hl = snprintf(head, sizeof head,
+			  "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+			  json ? "application/json" : text || ansi ? "text/plain; charset=utf-8" : "text/plain; version=0.0.4",
+			  blen);
+	char *out = xmalloc((size_t)hl + blen);
+	memcpy(out, head, (size_t)hl);
+	memcpy(out + hl, body, blen);
+	free(body);
+	*len = (size_t)hl + blen;
+	return out;
 }
 
 void metrics_close(struct sidecar *sc)
@@ -193,8 +279,7 @@ void metrics_close(struct sidecar *sc)
 	struct metrics *mt = sc->metrics;
 	if (!mt)
 		return;
-	ev_io_stop(sc->loop, &mt->io);
-	close(mt->fd);
+	oneshot_stop(mt->srv);
 	free(mt);
 	sc->metrics = NULL;
 }
@@ -220,12 +305,8 @@ int metrics_apply(struct sidecar *sc, struct diag *d)
 	}
 	metrics_close(sc);
 	struct metrics *mt = xcalloc(1, sizeof *mt);
-	mt->fd = fd;
-	mt->sc = sc;
 	mt->addr = cfg->metrics_addr;
-	ev_io_init(&mt->io, metrics_accept, fd, EV_READ);
-	mt->io.data = mt;
-	ev_io_start(sc->loop, &mt->io);
+	mt->srv = oneshot_start(sc, fd, answer);
 	sc->metrics = mt;
 	log_info("metrics on http://%s/metrics", mt->addr.text);
 	return 0;

@@ -12,8 +12,8 @@
 extern const char *const metrics_reasons[];
 #define METRICS_NREASONS 15
 
-/* Counts one refusal under its reason word. */
-void metrics_refused(struct sidecar *sc, const char *reason);
+/* Counts one refusal under its reason word; returns the word's index. */
+size_t metrics_refused(struct sidecar *sc, const char *reason);
 /* Opens, moves or closes the metrics listener to match sc->gen. Returns -1
  * (with d filled) if a new address cannot be bound. */
 int metrics_apply(struct sidecar *sc, struct diag *d);

@@ -14,6 +14,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 #include "reload.h"
 #include "sdnotify.h"
 #include "workers.h"
@@ -182,6 +183,8 @@ int sidecar_load_initial(struct sidecar *sc)
 		diag_free(&d);
 		return -1;
 	}
+	status_init(sc);
+	status_apply(sc);
 	sidecar_expiry_report(sc);
 	return 0;
 }
@@ -249,6 +252,7 @@ int sidecar_reload(struct sidecar *sc)
 	if (metrics_apply(sc, &d) < 0)
 		log_err("%s (metrics keep their old address)", d.msg[0]);
 	diag_free(&d);
+	status_apply(sc);
 	describe_certs(old, g, what, sizeof what);
 	gen_unref(old);
 	st_add(&sc->st.reloads_ok, 1);

@@ -14,6 +14,7 @@
 #include "listener.h"
 #include "log.h"
 #include "resolver.h"
+#include "tally.h"
 #include "workers.h"
 
 static void call_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -69,6 +70,7 @@ static int worker_init(struct sidecar *main, struct sidecar *w)
 	w->workers_first = main->workers[0];
 	w->total_conns = main->total_conns;
 	w->total_peers = main->total_peers;
+	w->tallies = main->tallies;
 	w->reuseport = main->reuseport;
 	w->scratch_size = 64 * 1024;
 	w->scratch = xmalloc(w->scratch_size);
@@ -90,6 +92,7 @@ int workers_start(struct sidecar *main, unsigned n)
 		return -1;
 	main->total_conns = &main->total_conns_store;
 	main->total_peers = &main->total_peers_store;
+	main->tallies = tallies_new();
 	main->reuseport = n > 1;
 	main->nworkers = n;
 	main->workers = xcalloc(n, sizeof *main->workers);
