@@ -22,6 +22,7 @@
 
 #ifdef HAVE_SYSTEMD
 #include <sys/uio.h>
+#define SD_JOURNAL_SUPPRESS_LOCATION 1 /* CODE_FILE= would always name log.c */
 #include <systemd/sd-journal.h>
 #endif
 

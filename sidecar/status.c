@@ -371,9 +371,15 @@ static const char *wanted_path(const struct config *cfg)
 void status_apply(struct sidecar *sc)
 {
 	struct status *s = sc->status;
-	const char *path = wanted_path(sc->gen->cfg);
+	const struct config *cfg = sc->gen->cfg;
+	const char *path = wanted_path(cfg);
 	if (!s)
 		return;
+	/* every section shows from the start, with its zeros */
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		(void)tally_section(sc->tallies, TALLY_LISTEN, cfg->listen[i].name);
+	for (size_t i = 0; i < cfg->nconnect; i++)
+		(void)tally_section(sc->tallies, TALLY_CONNECT, cfg->connect[i].name);
 	if (s->path && path && !strcmp(s->path, path))
 		return;
 	sock_close(s);
