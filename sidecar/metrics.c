@@ -98,6 +98,17 @@ static void render_sections(struct sidecar *sc, char **b, size_t *len, size_t *c
 	/* the labels of section i, in lab */
 #define LAB(i) (snprintf(lab, sizeof lab, "kind=\"%s\",section=\"%s\"", \
 			 v[i]->kind == TALLY_LISTEN ? "listen" : "connect", esc(name, sizeof name, v[i]->name)), lab)
+	const struct config *cfg = sc->gen->cfg;
+	FAMILY("section_info", "gauge", "The sections in force: bind address and client-auth of each.");
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		static const char *const auth[] = { "none", "optional", "require" };
+		put(b, len, cap, "sip_sidecar_section_info{kind=\"listen\",section=\"%s\",bind=\"%s\",client_auth=\"%s\"} 1\n",
+		    esc(name, sizeof name, cfg->listen[i].name), cfg->listen[i].bind.text,
+		    auth[cfg->listen[i].client_auth]);
+	}
+	for (size_t i = 0; i < cfg->nconnect; i++)
+		put(b, len, cap, "sip_sidecar_section_info{kind=\"connect\",section=\"%s\",bind=\"%s\",client_auth=\"require\"} 1\n",
+		    esc(name, sizeof name, cfg->connect[i].name), cfg->connect[i].bind.text);
 	FAMILY("section_connections", "gauge", "Open connections, by [listen]/[connect] section.");
 	for (size_t i = 0; i < n; i++)
 		put(b, len, cap, "sip_sidecar_section_connections{%s} %llu\n", LAB(i), V(v[i]->open));

@@ -59,7 +59,9 @@ documents() {
 	fi
 }
 
-documents sip-sidecar.8 "every option" "-c file" "-t " "-V " "-h "
+documents sip-sidecar.8 "every option" "-c file" "-t " "-V " "-h " "status" "--json"
+documents sip-sidecar.8 "journal fields" SIP_SIDECAR_SECTION SIP_SIDECAR_PEER SIP_SIDECAR_IDENTITY \
+	SIP_SIDECAR_REASON
 documents sip-sidecar.8 "every signal" SIGHUP SIGTERM SIGINT
 documents sip-sidecar.8 "every log reason word" \
 	"identity=" "anonymous" "resumed" \
@@ -76,7 +78,7 @@ documents sip-sidecar.8 "exit statuses and files" \
 documents sip-sidecar.conf.5 "every [global] key" \
 	"user =" "group =" "log-level =" "max-connections =" "handshake-timeout =" \
 	"idle-timeout =" "shutdown-timeout =" "max-message-size =" "metrics =" \
-	"workers =" "pid-file ="
+	"workers =" "pid-file =" "metrics-peers =" "status-socket ="
 documents sip-sidecar.conf.5 "every [listen] key" \
 	"[listen NAME]" "bind =" "backend =" "cert =" "key =" "client-auth =" \
 	"ca =" "crl =" "allow-peer =" "trust =" "identity-header =" \
