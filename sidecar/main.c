@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reload.h"
+#include "rsasign.h"
 #include "resolver.h"
 #include "sdnotify.h"
 #include "status.h"
@@ -280,8 +281,8 @@ int main(int argc, char **argv)
 			test = 1;
 			break;
 		case 'V':
-			printf("sip-sidecar %s (GnuTLS %s, libev %d.%d)\n", PACKAGE_VERSION, gnutls_check_version(NULL),
-			       ev_version_major(), ev_version_minor());
+			printf("sip-sidecar %s (GnuTLS %s, libev %d.%d, RSA signer %s)\n", PACKAGE_VERSION,
+			       gnutls_check_version(NULL), ev_version_major(), ev_version_minor(), rsasign_name());
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -354,8 +355,8 @@ int main(int argc, char **argv)
 	ev_timer_start(sc.loop, &sc.daily);
 	ev_unref(sc.loop);
 
-	log_info("sip-sidecar %s ready (GnuTLS %s, libev %d.%d), configuration %s", PACKAGE_VERSION,
-		 gnutls_check_version(NULL), ev_version_major(), ev_version_minor(), conf);
+	log_info("sip-sidecar %s ready (GnuTLS %s, libev %d.%d, RSA signer %s), configuration %s", PACKAGE_VERSION,
+		 gnutls_check_version(NULL), ev_version_major(), ev_version_minor(), rsasign_name(), conf);
 	snprintf(sc.last_reload, sizeof sc.last_reload, "running, generation 1");
 	sdn_notifyf("READY=1\nSTATUS=%s", sc.last_reload);
 	ev_run(sc.loop, 0);

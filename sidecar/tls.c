@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "rsasign.h"
 #include "tls.h"
 
 /* Priority suffix that keeps every listener at TLS 1.2 or newer. */
@@ -100,6 +101,40 @@ static void key_mode_check(const char *path, const char *file, unsigned line, st
 			 path, (unsigned)(st.st_mode & 0777));
 }
 
+/*
+ * Adds the chain in cert_path with a key whose signatures are made outside
+ * GnuTLS (rsasign.h), after checking that the key is the certificate's.
+ * Takes pk in every case. Returns 0 or a GnuTLS error code.
+ */
+static int set_key_external(gnutls_certificate_credentials_t cred, const char *cert_path, gnutls_privkey_t pk)
+{
+	gnutls_pcert_st pcerts[16];
+	unsigned n = sizeof pcerts / sizeof pcerts[0];
+	static const unsigned char probe[] = "sip-sidecar: does this key belong to this certificate?";
+	const gnutls_datum_t data = { (unsigned char *)probe, sizeof probe - 1 };
+	gnutls_datum_t sig = { NULL, 0 };
+	int r = gnutls_pcert_list_import_x509_file(pcerts, &n, cert_path, GNUTLS_X509_FMT_PEM, NULL, NULL, 0);
+	if (r < 0) {
+		gnutls_privkey_deinit(pk);
+		return r;
+	}
+	/* the key cannot show its public half: a signature that the
+	 * certificate's key verifies proves the pair (and the signer) */
+	r = gnutls_privkey_sign_data2(pk, GNUTLS_SIGN_RSA_PSS_RSAE_SHA256, 0, &data, &sig);
+	if (r >= 0 && gnutls_pubkey_verify_data2(pcerts[0].pubkey, GNUTLS_SIGN_RSA_PSS_RSAE_SHA256, 0, &data, &sig) < 0)
+		r = GNUTLS_E_CERTIFICATE_KEY_MISMATCH;
+	gnutls_free(sig.data);
+	if (r < 0) {
+		for (unsigned i = 0; i < n; i++)
+			gnutls_pcert_deinit(&pcerts[i]);
+		gnutls_privkey_deinit(pk);
+		return r;
+	}
+	/* the chain and the key belong to cred from here on, also when this
+	 * fails (cred is then discarded with its generation) */
+	return gnutls_certificate_set_key(cred, NULL, 0, pcerts, (int)n, pk);
+}
+
 /* Adds one own certificate + key to cred, checking it thoroughly. */
 static int load_keypair(struct gen *g, gnutls_certificate_credentials_t cred, const struct cval *cert,
 			const struct cval *key, const char *file, struct diag *d, struct diag *w)
@@ -125,7 +160,17 @@ static int load_keypair(struct gen *g, gnutls_certificate_credentials_t cred, co
 		diag_add(d, file, cert->line, "certificate %s is not yet valid", cert->s);
 		return -1;
 	}
-	int r = gnutls_certificate_set_x509_key_file2(cred, cert->s, key->s, GNUTLS_X509_FMT_PEM, NULL, 0);
+	char err[256];
+	gnutls_privkey_t fast = NULL;
+	int r = rsasign_import(key->s, &fast, err, sizeof err);
+	if (r < 0) {
+		diag_add(d, file, key->line, "%s", err);
+		return -1;
+	}
+	if (r == 1)
+		r = set_key_external(cred, cert->s, fast);
+	else
+		r = gnutls_certificate_set_x509_key_file2(cred, cert->s, key->s, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
 		diag_add(d, file, key->line, "key %s does not match certificate %s", key->s, cert->s);
 		return -1;
