@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Runs sip-sidecar as bench.sh's "custom" target: writes a configuration from
 # the variables bench.sh sets (LISTEN_ADDR LISTEN_PORT BACKEND_ADDR
 # BACKEND_PORT CERT_FILE KEY_FILE WORKERS) and execs the daemon.
@@ -6,6 +6,8 @@
 #   SIP_FRAMING  on|off (default on)
 #   TOPOLOGY     on|off (default on): address translation at the TLS boundary
 #   LOG_LEVEL    default warn (one log line per connection costs a write(2))
+#   METRICS      ADDR:PORT: metrics on, scraped every SCRAPE_EVERY seconds
+#                (default 1) while the daemon runs (their cost in a run)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${SIDECAR:-$here/../sidecar/sip-sidecar}
@@ -16,6 +18,8 @@ allow-root = yes
 log-level = ${LOG_LEVEL:-warn}
 max-connections = 9000
 workers = ${WORKERS:-1}
+status-socket = off
+${METRICS:+metrics = $METRICS}
 
 [listen bench]
 bind = $LISTEN_ADDR:$LISTEN_PORT
@@ -26,4 +30,17 @@ sip-framing = ${SIP_FRAMING:-on}
 topology = ${TOPOLOGY:-on}
 CONF
 chmod 644 "$conf"
+if [ -n "${METRICS:-}" ]; then
+	# the same PID after exec: scrape while it lives
+	pid=$$
+	(
+		while kill -0 "$pid" 2>/dev/null; do
+			sleep "${SCRAPE_EVERY:-1}"
+			exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS##*:}" 2>/dev/null || continue
+			printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+			cat <&3 >/dev/null
+			exec 3<&-
+		done
+	) </dev/null >/dev/null 2>&1 &
+fi
 exec "$bin" -c "$conf"
