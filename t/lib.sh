@@ -451,13 +451,18 @@ wait_for_log() {
 }
 
 # wait_for_log_count FILE REGEX N [TIMEOUT_S]: until N lines match.
+# Bounded by the clock, not by a count of tries: on a busy machine each try
+# (a grep) can take long.
 wait_for_log_count() {
-	local i n=$((${4:-10} * 20))
-	for ((i = 0; i <= n; i++)); do
+	local now end
+	now=${EPOCHREALTIME/./}
+	end=$((now + ${4:-10} * 1000000))
+	while :; do
 		[ "$(log_count "$1" "$2")" -ge "$3" ] && return 0
-		[ "$i" -lt "$n" ] && sleep 0.05
+		now=${EPOCHREALTIME/./}
+		[ "$now" -ge "$end" ] && return 1
+		sleep 0.05
 	done
-	return 1
 }
 
 # ------------------------------------------------------------ fixtures
