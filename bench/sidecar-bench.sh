@@ -31,16 +31,14 @@ topology = ${TOPOLOGY:-on}
 CONF
 chmod 644 "$conf"
 if [ -n "${METRICS:-}" ]; then
-	# the same PID after exec: scrape while it lives
-	pid=$$
-	(
-		while kill -0 "$pid" 2>/dev/null; do
-			sleep "${SCRAPE_EVERY:-1}"
-			exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS##*:}" 2>/dev/null || continue
-			printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-			cat <&3 >/dev/null
-			exec 3<&-
-		done
-	) </dev/null >/dev/null 2>&1 &
+	# the same PID after exec: scrape while it lives, from a process of its
+	# own session (not a descendant: the harness measures those)
+	setsid -f bash -c 'while kill -0 "$0" 2>/dev/null; do
+		sleep "$1"
+		exec 3<>"/dev/tcp/${2%:*}/${2##*:}" 2>/dev/null || continue
+		printf "GET /metrics HTTP/1.0\r\n\r\n" >&3
+		cat <&3 >/dev/null
+		exec 3<&-
+	done' "$$" "${SCRAPE_EVERY:-1}" "$METRICS" </dev/null >/dev/null 2>&1
 fi
 exec "$bin" -c "$conf"
