@@ -48,7 +48,7 @@ struct stats {
 	uint64_t accepted, handshakes, resumed, refused, closed;
 	uint64_t bytes_in, bytes_out, msgs_in, msgs_out;
 	uint64_t reloads_ok, reloads_failed;
-	uint64_t refused_by_reason[16]; /* indexed like metrics_reasons */
+	uint64_t refused_by_reason[32]; /* indexed like metrics_reasons */
 };
 
 /* Adds n to a counter of a loop's stats: one writer (that loop), read by
