@@ -470,8 +470,8 @@ static int stale_crl(const struct trust_set *s, gnutls_x509_crt_t *crts, unsigne
 			char when[32] = "?";
 			if (gmtime_r(&crl->next_update, &tm) != NULL)
 				strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-			snprintf(out, outsz, "%s: the CRL of certificate %u's issuer is past its nextUpdate %s",
-				 s->name ? s->name : "?", i, when);
+			snprintf(out, outsz, "CRL stale since %s (%s, issuer of certificate %u)", when,
+				 s->name ? s->name : "?", i);
 			return 1;
 		}
 	}
