@@ -170,6 +170,11 @@ static int refusal_alert(const char *reason)
 		{ "name mismatch", GNUTLS_A_BAD_CERTIFICATE },
 		{ "not allowed", GNUTLS_A_ACCESS_DENIED },
 		{ "no certificate", GNUTLS_A_CERTIFICATE_REQUIRED },
+		{ "stale crl", GNUTLS_A_CERTIFICATE_UNKNOWN },
+		{ "chain too long", GNUTLS_A_BAD_CERTIFICATE },
+		{ "weak key", GNUTLS_A_BAD_CERTIFICATE },
+		{ "weak signature", GNUTLS_A_BAD_CERTIFICATE },
+		{ "malformed name", GNUTLS_A_BAD_CERTIFICATE },
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (!strcmp(map[i].reason, reason))
