@@ -267,6 +267,32 @@ static const char *utc(time_t t, char *buf, size_t size)
 }
 
 /*
+ * GnuTLS asks for the status of the certificate a staple belongs to (the
+ * client sent status_request): a copy of the response while it is fresh;
+ * once past its nextUpdate none, and one warning (per generation).
+ */
+static int staple_cb(gnutls_session_t session, void *ptr, gnutls_datum_t *resp)
+{
+	struct staple *st = ptr;
+	time_t now = time(NULL);
+	(void)session;
+	if (st->next_update && now >= st->next_update) {
+		if (!__atomic_exchange_n(&st->stale_logged, 1, __ATOMIC_RELAXED)) {
+			char when[40];
+			log_warn("listen=%s OCSP response %s is stale since %s: no longer stapled (fetch a fresh one and "
+				 "reload)", st->listen, st->file, utc(st->next_update, when, sizeof when));
+		}
+		return GNUTLS_E_NO_CERTIFICATE_STATUS;
+	}
+	resp->data = gnutls_malloc(st->der.size);
+	if (resp->data == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
+	memcpy(resp->data, st->der.data, st->der.size);
+	resp->size = st->der.size;
+	return 0;
+}
+
+/*
  * ocsp-response k of listener lc, for certificate lc->ocsp_cert[k] (index
  * idx in cred): a DER OCSP response the operator fetched. Errors (d; the
  * configuration is refused): unreadable, not a successful OCSP response,
@@ -275,11 +301,13 @@ static const char *utc(time_t t, char *buf, size_t size)
  * for, or saying "revoked". Warnings (w; the response is then not stapled,
  * and the listener serves without it): status "unknown", not yet valid, or
  * past its nextUpdate. A stapled response is also listed for the expiry
- * report, which says when it goes stale (GnuTLS then stops stapling it).
+ * report, which says when it goes stale; from then on staple_cb stops
+ * stapling it and logs that once.
  */
-static int load_ocsp(struct gen *g, gnutls_certificate_credentials_t cred, const struct listen_conf *lc, size_t k,
-		     const char *file, struct diag *d, struct diag *w)
+static int load_ocsp(struct gen *g, struct lgen *lg, const struct listen_conf *lc, size_t k, const char *file,
+		     struct diag *d, struct diag *w)
 {
+	gnutls_certificate_credentials_t cred = lg->cred;
 	const struct cval *v = &lc->ocsp.v[k];
 	const struct cval *cert = &lc->cert.v[lc->ocsp_cert[k]];
 	unsigned idx = (unsigned)lc->ocsp_cert[k];
@@ -343,11 +371,20 @@ static int load_ocsp(struct gen *g, gnutls_certificate_credentials_t cred, const
 			 utc(next_update, when, sizeof when));
 		goto out;
 	}
-	if ((r = gnutls_certificate_set_ocsp_status_request_mem(cred, &data, idx, GNUTLS_X509_FMT_DER)) < 0) {
+	struct staple *st = &lg->staples[lg->nstaples];
+	st->der = data;
+	st->next_update = next_update == (time_t)-1 ? 0 : next_update;
+	st->file = xstrdup(v->s);
+	st->listen = lc->name;
+	st->stale_logged = 0;
+	if ((r = gnutls_certificate_set_ocsp_status_request_function2(cred, idx, staple_cb, st)) < 0) {
 		diag_add(d, file, v->line, "cannot staple OCSP response %s for %s: %s", v->s, cert->s, gnutls_strerror(r));
+		free(st->file);
 		ret = -1;
 		goto out;
 	}
+	lg->nstaples++;
+	data.data = NULL; /* now the staple's */
 	char serial[64], subject[200];
 	crt_facts(crts[0], serial, sizeof serial, subject, sizeof subject);
 	add_certinfo(g, v->s, v->line, "OCSP response", serial, subject, next_update == (time_t)-1 ? 0 : next_update);
@@ -474,8 +511,9 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 	for (size_t k = 0; k < lc->cert.n && k < lc->key.n; k++)
 		if (load_keypair(g, lg->cred, &lc->cert.v[k], &lc->key.v[k], file, d, w) < 0)
 			bad = 1;
+	lg->staples = xcalloc(lc->ocsp.n + 1, sizeof *lg->staples);
 	for (size_t k = 0; k < lc->ocsp.n && !bad; k++)
-		if (load_ocsp(g, lg->cred, lc, k, file, d, w) < 0)
+		if (load_ocsp(g, lg, lc, k, file, d, w) < 0)
 			bad = 1;
 	if (load_priority(&lg->prio, lc->tls_priority, lc->tls_priority_line ? lc->tls_priority_line : lc->line,
 			  file, d) < 0)
@@ -640,6 +678,11 @@ static void gen_free(struct gen *g)
 		free(lg->sets);
 		free(lg->allow);
 		crlinfo_free(lg->own_crls, lg->nown_crls);
+		for (size_t k = 0; k < lg->nstaples; k++) {
+			gnutls_free(lg->staples[k].der.data);
+			free(lg->staples[k].file);
+		}
+		free(lg->staples);
 	}
 	for (size_t i = 0; i < cfg->nconnect; i++) {
 		struct cgen *cg = &g->connect[i];

@@ -28,6 +28,15 @@ struct certinfo {
 	time_t not_after;    /* for a CRL or an OCSP response: nextUpdate (0 if none) */
 };
 
+/* One stapled OCSP response (ocsp-response), served by tls.c's callback. */
+struct staple {
+	gnutls_datum_t der;               /* the response as read */
+	time_t next_update;               /* 0: none */
+	char *file;
+	const char *listen;               /* the [listen] name, for the log */
+	int stale_logged;                 /* atomic: "stale" logged once */
+};
+
 struct lgen {                       /* one [listen] */
 	const struct listen_conf *conf;
 	gnutls_certificate_credentials_t cred;
@@ -37,6 +46,8 @@ struct lgen {                       /* one [listen] */
 	size_t nown_crls;
 	struct trust_set *sets;
 	size_t nsets;
+	struct staple *staples;           /* one per ocsp-response that is stapled */
+	size_t nstaples;
 	struct verify_policy policy;
 	char **allow;                     /* allow-peer values */
 	int topo_on;                      /* translate addresses (topology and framing on) */

@@ -34,14 +34,15 @@ index_line() {
 	[ "$2" = R ] && rev=$(date -u -d '-1 day' +%y%m%d%H%M%SZ)
 	printf '%s\t%s\t%s\t%s\tunknown\t%s\n' "$2" "$exp" "$rev" "$ser" "$subj"
 }
-# respond OUT CRT STATUS [FAKETIME [SIGNER]]: a response about CRT, valid
-# 2 days, signed by SIGNER (default: ca)
+# respond OUT CRT STATUS [FAKETIME [SIGNER [VALIDITY]]]: a response about
+# CRT, signed by SIGNER (default: ca), valid VALIDITY (openssl ocsp options,
+# default -ndays 2) from the (faked) time it is made
 respond() {
-	local out=$1 crt=$2 st=$3 ft=${4:-} signer=${5:-ca}
+	local out=$1 crt=$2 st=$3 ft=${4:-} signer=${5:-ca} validity=${6:--ndays 2}
 	index_line "$crt" "$st" >"$O/index.txt"
 	openssl ocsp -issuer "$C/ca.crt" -cert "$crt" -reqout "$O/req.der" -no_nonce >>"$O/openssl.log" 2>&1 &&
 		${ft:+faketime -f "$ft"} openssl ocsp -index "$O/index.txt" -rsigner "$C/$signer.crt" -rkey "$C/$signer.key" \
-			-CA "$C/ca.crt" -reqin "$O/req.der" -respout "$out" -ndays 2 >>"$O/openssl.log" 2>&1 ||
+			-CA "$C/ca.crt" -reqin "$O/req.der" -respout "$out" $validity >>"$O/openssl.log" 2>&1 ||
 		bail_out "openssl ocsp failed: $(tail -n 3 "$O/openssl.log")"
 }
 respond "$O/good.der" "$C/server.crt" V
@@ -151,6 +152,32 @@ s_client
 like "OCSP response: no response sent" "$(cat "$T_OUT")" "... and nothing is stapled"
 "$TLSCLIENT" -c "127.0.0.1:$PORT" --ca "$C/ca.crt" --sni sip.example.test --sip 1 >"$T_OUT" 2>&1
 is "0 sent=1 ok=1" "$? $(grep -o 'sent=[0-9]* ok=[0-9]*' "$T_OUT")" "... clients are still served"
+
+# a response that goes stale while the daemon runs: made 40 s in the past,
+# valid 1 minute
+respond "$O/short.der" "$C/server.crt" V "-40s" ca "-nmin 1"
+short_next=$(date -u -d "$(ocsptool -j --infile "$O/short.der" | sed -n 's/^[[:space:]]*Next Update: //p')" +%s)
+cp "$O/short.der" "$O/current.der"
+mark_log
+reload_sidecar
+is 0 $? "SIGHUP with a response valid for 20 more seconds: reload ok"
+s_client
+if [ "$(date +%s)" -lt $((short_next - 2)) ]; then
+	like "OCSP Response Status: successful" "$(cat "$T_OUT")" "... stapled while fresh"
+else
+	skip "the machine took too long: the short response is already stale" 1
+fi
+# poll (bounded) until its nextUpdate has passed and the staple is gone
+for ((i = 0; i < 60; i++)); do
+	[ "$(date +%s)" -gt "$short_next" ] && break
+	sleep 1
+done
+s_client
+like "OCSP response: no response sent" "$(cat "$T_OUT")" "past its nextUpdate: no longer stapled"
+wait_new "listen=ocsp OCSP response .*current\\.der is stale since .*: no longer stapled" 5
+ok $? "... logged once it is stale" || diag "$(newlog | tail -n 3)"
+s_client
+is 1 "$(newlog | grep -c 'is stale since')" "... and only once"
 
 stop_sidecar 10
 ok $? "the daemon stops on SIGTERM"
