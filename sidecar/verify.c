@@ -6,7 +6,11 @@
  * key purpose); a set that verifies it then admits the leaf only for the
  * identities it may vouch for (RFC 5922 section 7). The first set that
  * admits wins; otherwise the refusal carries the most informative reason
- * across all sets. Pure: no logging, no globals, no libev; safe to call from
+ * across all sets. Before any set is asked, the chain's shape and strength
+ * are judged on their own: depth (verify-depth), key sizes, signature
+ * hashes, and NUL bytes in the leaf's names; after a set verifies and
+ * admits, its CRLs must not be past nextUpdate for a CA of the chain
+ * (crl-stale). Pure: no logging, no globals, no libev; safe to call from
  * any thread as long as the trust lists are not modified meanwhile.
  *
  * GnuTLS 3.7.9 facts this relies on (checked with t/mkcerts.sh's PKI):
