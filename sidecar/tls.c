@@ -734,7 +734,9 @@ size_t gen_expiry_check(const struct gen *g, int days, struct diag *warn, struct
 		if (ci->not_after < now) {
 			diag_add(err, g->cfg->file, ci->line, "%s %s (%s) %s on %s%s", ci->kind, ci->file, ci->subject,
 				 crl ? "is past its nextUpdate" : "expired", when,
-				 ocsp ? ": no longer stapled, fetch a fresh one and reload" : "");
+				 ocsp  ? ": no longer stapled, fetch a fresh one and reload"
+				 : crl ? ": its CA's peers are refused (stale crl) unless crl-stale = warn"
+				       : "");
 			n++;
 		} else if (ocsp) {
 			continue; /* responses live days, not months: no early warning */
