@@ -40,10 +40,15 @@ index_line() {
 respond() {
 	local out=$1 crt=$2 st=$3 ft=${4:-} signer=${5:-ca} validity=${6:--ndays 2}
 	index_line "$crt" "$st" >"$O/index.txt"
-	openssl ocsp -issuer "$C/ca.crt" -cert "$crt" -reqout "$O/req.der" -no_nonce >>"$O/openssl.log" 2>&1 &&
-		${ft:+faketime -f "$ft"} openssl ocsp -index "$O/index.txt" -rsigner "$C/$signer.crt" -rkey "$C/$signer.key" \
-			-CA "$C/ca.crt" -reqin "$O/req.der" -respout "$out" $validity >>"$O/openssl.log" 2>&1 ||
-		bail_out "openssl ocsp failed: $(tail -n 3 "$O/openssl.log")"
+	if ! openssl ocsp -issuer "$C/ca.crt" -cert "$crt" -reqout "$O/req.der" -no_nonce >>"$O/openssl.log" 2>&1; then
+		bail_out "openssl ocsp (request) failed: $(tail -n 3 "$O/openssl.log")"
+	fi
+	# shellcheck disable=SC2086 # $validity is two words on purpose
+	if ! ${ft:+faketime -f "$ft"} openssl ocsp -index "$O/index.txt" -rsigner "$C/$signer.crt" \
+		-rkey "$C/$signer.key" -CA "$C/ca.crt" -reqin "$O/req.der" -respout "$out" $validity \
+		>>"$O/openssl.log" 2>&1; then
+		bail_out "openssl ocsp (response) failed: $(tail -n 3 "$O/openssl.log")"
+	fi
 }
 respond "$O/good.der" "$C/server.crt" V
 respond "$O/good2.der" "$C/server.crt" V "-1h"
@@ -126,7 +131,7 @@ is "0 sent=1 ok=1" "$? $(grep -o 'sent=[0-9]* ok=[0-9]*' "$T_OUT")" "a client no
 
 # ------------------------------------------------ reload
 cp "$O/good2.der" "$O/current.der"
-reload_sidecar
+reload_sidecar 10
 is 0 $? "SIGHUP with a newer response: reload ok"
 rm -f "$O/saved.der"
 timeout 20 gnutls-cli -p "$PORT" --x509cafile "$C/ca.crt" --sni-hostname sip.example.test \
@@ -135,7 +140,7 @@ files_equal "$O/good2.der" "$O/saved.der" "... the new response is stapled"
 
 cp "$O/other.der" "$O/current.der"
 mark_log
-reload_sidecar
+reload_sidecar 10
 is 1 $? "SIGHUP with a response for another certificate: reload failed"
 like "OCSP response .*current\\.der is not for certificate" "$(newlog)" "... logged with the reason"
 rm -f "$O/saved.der"
@@ -145,7 +150,7 @@ files_equal "$O/good2.der" "$O/saved.der" "... the previous response is still st
 
 cp "$O/stale.der" "$O/current.der"
 mark_log
-reload_sidecar
+reload_sidecar 10
 is 0 $? "SIGHUP with a stale response: reload ok"
 like "warning: .*current\\.der is stale \\(past its nextUpdate .*\\): not stapled" "$(newlog)" "... logged as stale"
 s_client
@@ -159,7 +164,7 @@ respond "$O/short.der" "$C/server.crt" V "-40s" ca "-nmin 1"
 short_next=$(date -u -d "$(ocsptool -j --infile "$O/short.der" | sed -n 's/^[[:space:]]*Next Update: //p')" +%s)
 cp "$O/short.der" "$O/current.der"
 mark_log
-reload_sidecar
+reload_sidecar 10
 is 0 $? "SIGHUP with a response valid for 20 more seconds: reload ok"
 s_client
 if [ "$(date +%s)" -lt $((short_next - 2)) ]; then
