@@ -299,6 +299,52 @@ static int set_metrics(struct parse *p, void *field, const char *val)
 	return set_str(p, field, val);
 }
 
+/* crl-stale = refuse | warn */
+static int set_crl_stale(struct parse *p, void *field, const char *val)
+{
+	if (!strcmp(val, "refuse"))
+		*(int *)field = 0;
+	else if (!strcmp(val, "warn"))
+		*(int *)field = 1;
+	else {
+		diag_add(p->d, p->file, p->line, "invalid crl-stale '%s' (refuse or warn)", val);
+		return -1;
+	}
+	return 0;
+}
+
+/* verify-depth = 1..15 (a peer chain holds at most 16 certificates) */
+static int set_depth(struct parse *p, void *field, const char *val)
+{
+	unsigned long v;
+	if (parse_uint(val, 15, &v) < 0 || v < 1) {
+		diag_add(p->d, p->file, p->line, "invalid verify-depth '%s' (1 to 15)", val);
+		return -1;
+	}
+	*(unsigned *)field = (unsigned)v;
+	return 0;
+}
+
+/* ocsp-response = FILE: for the 'cert' line above it in the section. */
+static int set_ocsp(struct parse *p, void *field, const char *val)
+{
+	struct listen_conf *l = p->obj;
+	(void)field;
+	if (l->cert.n == 0) {
+		diag_add(p->d, p->file, p->line, "ocsp-response must follow the 'cert' it is for");
+		return -1;
+	}
+	for (size_t i = 0; i < l->ocsp.n; i++)
+		if (l->ocsp_cert[i] == l->cert.n - 1) {
+			diag_add(p->d, p->file, p->line, "certificate %s already has an ocsp-response (line %u)",
+				 l->cert.v[l->cert.n - 1].s, l->ocsp.v[i].line);
+			return -1;
+		}
+	l->ocsp_cert = xrealloc(l->ocsp_cert, (l->ocsp.n + 1) * sizeof *l->ocsp_cert);
+	l->ocsp_cert[l->ocsp.n] = l->cert.n - 1;
+	return set_list(p, &l->ocsp, val);
+}
+
 #define G(f) offsetof(struct config, f)
 #define L(f) offsetof(struct listen_conf, f)
 #define C(f) offsetof(struct connect_conf, f)
@@ -337,6 +383,9 @@ static const struct key keys[] = {
 	{ SEC_LISTEN, "sip-framing", set_bool, L(sip_framing), 0 },
 	{ SEC_LISTEN, "advertise", set_advertise, 0, 0 },
 	{ SEC_LISTEN, "topology", set_bool, L(topology), 0 },
+	{ SEC_LISTEN, "crl-stale", set_crl_stale, L(crl_stale_warn), 0 },
+	{ SEC_LISTEN, "verify-depth", set_depth, L(verify_depth), 0 },
+	{ SEC_LISTEN, "ocsp-response", set_ocsp, 0, 1 },
 
 	{ SEC_CONNECT, "bind", set_connect_bind, C(bind), 0 },
 	{ SEC_CONNECT, "server", set_server, 0, 0 },
@@ -350,6 +399,8 @@ static const struct key keys[] = {
 	{ SEC_CONNECT, "connect-timeout", set_duration, C(connect_timeout), 0 },
 	{ SEC_CONNECT, "sip-framing", set_bool, C(sip_framing), 0 },
 	{ SEC_CONNECT, "topology", set_bool, C(topology), 0 },
+	{ SEC_CONNECT, "crl-stale", set_crl_stale, C(crl_stale_warn), 0 },
+	{ SEC_CONNECT, "verify-depth", set_depth, C(verify_depth), 0 },
 
 	{ SEC_TRUST, "ca", set_list, T(ca), 1 },
 	{ SEC_TRUST, "crl", set_list, T(crl), 1 },
@@ -681,6 +732,8 @@ void config_free(struct config *cfg)
 		clist_free(&l->crl);
 		clist_free(&l->allow_peer);
 		clist_free(&l->trust);
+		clist_free(&l->ocsp);
+		free(l->ocsp_cert);
 		free(l->identity_header);
 		free(l->tls_priority);
 		free(l->advertise_host);

@@ -43,6 +43,10 @@ struct listen_conf {
 	char *advertise_host;          /* public host of this listener; NULL: from the certificate */
 	unsigned advertise_port;       /* 0: the bind port */
 	int topology;                  /* 1 (default): translate addresses (needs sip_framing) */
+	int crl_stale_warn;            /* crl-stale: 0 refuse (default), 1 warn */
+	unsigned verify_depth;         /* intermediate CAs a client chain may hold; 0: default */
+	struct clist ocsp;             /* ocsp-response values ... */
+	size_t *ocsp_cert;             /* ... and the index in cert of the one each is for */
 };
 
 struct connect_conf {
@@ -60,6 +64,8 @@ struct connect_conf {
 	double connect_timeout;
 	int sip_framing;
 	int topology;                  /* 1 (default): translate the legacy server's addresses */
+	int crl_stale_warn;            /* crl-stale: 0 refuse (default), 1 warn */
+	unsigned verify_depth;         /* intermediate CAs the server chain may hold; 0: default */
 };
 
 struct trust_conf {

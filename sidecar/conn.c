@@ -172,6 +172,11 @@ static int refusal_alert(const char *reason)
 		{ "name mismatch", GNUTLS_A_BAD_CERTIFICATE },
 		{ "not allowed", GNUTLS_A_ACCESS_DENIED },
 		{ "no certificate", GNUTLS_A_CERTIFICATE_REQUIRED },
+		{ "stale crl", GNUTLS_A_CERTIFICATE_UNKNOWN },
+		{ "chain too long", GNUTLS_A_BAD_CERTIFICATE },
+		{ "weak key", GNUTLS_A_BAD_CERTIFICATE },
+		{ "weak signature", GNUTLS_A_BAD_CERTIFICATE },
+		{ "malformed name", GNUTLS_A_BAD_CERTIFICATE },
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (!strcmp(map[i].reason, reason))
@@ -305,6 +310,9 @@ static int check_peer(struct conn *c, const struct gen *g, size_t idx)
 			 v.serial, v.detail[0] ? " " : "", v.detail);
 		return -1;
 	}
+	if (v.warning[0]) /* crl-stale = warn */
+		log_warn("%s=%s %s=%s admitted with a warning: %s", section_kind(c), section_name(c), peer_word(c),
+			 c->peer.text, v.warning);
 	free(c->identity);
 	c->identity = xstrdup(v.identity);
 	c->anonymous = 0;
@@ -1273,8 +1281,12 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 			r = gnutls_priority_set(c->tls, lg->prio);
 		if (r >= 0)
 			r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, lg->cred);
+		unsigned char tkbuf[TLS_TICKET_KEY_SIZE];
+		gnutls_datum_t tkey = { NULL, 0 };
+		if (r >= 0) /* tickets bound to this listener (tls.h) */
+			r = tls_ticket_key(&sc->ticket_key, lg->conf, tkbuf, &tkey);
 		if (r >= 0)
-			r = gnutls_session_ticket_enable_server(c->tls, &sc->ticket_key);
+			r = gnutls_session_ticket_enable_server(c->tls, &tkey);
 		if (r < 0) {
 			log_err("listen=%s peer=%s cannot set up TLS: %s", ls->name, peer.text, gnutls_strerror(r));
 			conn_close(c, "setup failed");

@@ -25,7 +25,8 @@
 const char *const metrics_reasons[METRICS_NREASONS] = {
 	"expired", "not yet valid", "unknown ca", "revoked", "name mismatch", "not allowed", "no certificate",
 	"bad key usage", "handshake timeout", "too many connections", "message too large", "malformed message",
-	"handshake failed", "renegotiation refused", "other",
+	"handshake failed", "renegotiation refused", "stale crl", "chain too long", "weak key", "weak signature",
+	"malformed name", "other",
 };
 
 struct metrics {

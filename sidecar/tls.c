@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
+#include <gnutls/ocsp.h>
+
 #include "log.h"
 #include "rsasign.h"
 #include "tls.h"
@@ -188,7 +191,8 @@ static int load_keypair(struct gen *g, gnutls_certificate_credentials_t cred, co
 /* Adds CA bundles then CRLs to tl (and the CAs to cred for the CA names
  * hint when cred is not NULL). */
 static int load_trust(struct gen *g, gnutls_x509_trust_list_t tl, gnutls_certificate_credentials_t cred,
-		      const struct clist *ca, const struct clist *crl, const char *file, struct diag *d)
+		      const struct clist *ca, const struct clist *crl, const char *file, struct diag *d,
+		      struct verify_crl **crlinfo, size_t *ncrlinfo)
 {
 	int bad = 0;
 	gnutls_x509_crt_t *all = NULL; /* every CA of the section, to check CRL signatures */
@@ -258,9 +262,20 @@ static int load_trust(struct gen *g, gnutls_x509_trust_list_t tl, gnutls_certifi
 				issuer[0] = '\0';
 			time_t next = gnutls_x509_crl_get_next_update(crls[k]);
 			add_certinfo(g, v->s, v->line, "CRL", "", issuer, next == (time_t)-1 ? 0 : next);
+			/* for verify: a peer of this CRL's issuer meets crl-stale once
+			 * nextUpdate has passed (checked at each handshake) */
+			*crlinfo = xrealloc(*crlinfo, (*ncrlinfo + 1) * sizeof **crlinfo);
+			struct verify_crl *vc = &(*crlinfo)[(*ncrlinfo)++];
+			vc->issuer.data = NULL;
+			vc->issuer.size = 0;
+			vc->next_update = next == (time_t)-1 ? 0 : next;
+			if (gnutls_x509_crl_get_raw_issuer_dn(crls[k], &vc->issuer) < 0)
+				signed_ok = 0;
 			/* The signature must come from a CA of this section. A CRL past
 			 * its nextUpdate still counts (what it revokes stays revoked);
-			 * the expiry report says it is stale, and reloads keep working. */
+			 * the expiry report says it is stale, and reloads keep working;
+			 * whether its CA's peers are refused meanwhile is crl-stale's
+			 * business (verify.c). */
 			unsigned status = 0;
 			if (!nall || gnutls_x509_crl_verify(crls[k], all, nall, 0, &status) < 0 ||
 			    (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA |
@@ -285,6 +300,146 @@ static int load_trust(struct gen *g, gnutls_x509_trust_list_t tl, gnutls_certifi
 		gnutls_x509_crt_deinit(all[k]);
 	free(all);
 	return bad ? -1 : 0;
+}
+
+/* "YYYY-MM-DD HH:MM:SSZ" of t into buf. */
+static const char *utc(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+/*
+ * GnuTLS asks for the status of the certificate a staple belongs to (the
+ * client sent status_request): a copy of the response while it is fresh;
+ * once past its nextUpdate none, and one warning (per generation).
+ */
+static int staple_cb(gnutls_session_t session, void *ptr, gnutls_datum_t *resp)
+{
+	struct staple *st = ptr;
+	time_t now = time(NULL);
+	(void)session;
+	if (st->next_update && now >= st->next_update) {
+		if (!__atomic_exchange_n(&st->stale_logged, 1, __ATOMIC_RELAXED)) {
+			char when[40];
+			log_warn("listen=%s OCSP response %s is stale since %s: no longer stapled (fetch a fresh one and "
+				 "reload)", st->listen, st->file, utc(st->next_update, when, sizeof when));
+		}
+		return GNUTLS_E_NO_CERTIFICATE_STATUS;
+	}
+	resp->data = gnutls_malloc(st->der.size);
+	if (resp->data == NULL)
+		return GNUTLS_E_MEMORY_ERROR;
+	memcpy(resp->data, st->der.data, st->der.size);
+	resp->size = st->der.size;
+	return 0;
+}
+
+/*
+ * ocsp-response k of listener lc, for certificate lc->ocsp_cert[k] (index
+ * idx in cred): a DER OCSP response the operator fetched. Errors (d; the
+ * configuration is refused): unreadable, not a successful OCSP response,
+ * about another certificate, signed by neither the certificate's issuer (the
+ * second certificate of its file, when there) nor a responder it vouches
+ * for, or saying "revoked". Warnings (w; the response is then not stapled,
+ * and the listener serves without it): status "unknown", not yet valid, or
+ * past its nextUpdate. A stapled response is also listed for the expiry
+ * report, which says when it goes stale; from then on staple_cb stops
+ * stapling it and logs that once.
+ */
+static int load_ocsp(struct gen *g, struct lgen *lg, const struct listen_conf *lc, size_t k, const char *file,
+		     struct diag *d, struct diag *w)
+{
+	gnutls_certificate_credentials_t cred = lg->cred;
+	const struct cval *v = &lc->ocsp.v[k];
+	const struct cval *cert = &lc->cert.v[lc->ocsp_cert[k]];
+	unsigned idx = (unsigned)lc->ocsp_cert[k];
+	gnutls_datum_t data = { NULL, 0 };
+	gnutls_ocsp_resp_t resp = NULL;
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned ncrts = 0, verify = 0, cstatus = 0;
+	time_t this_update = 0, next_update = 0, now = time(NULL);
+	char when[40];
+	int r, ret = -1;
+
+	if (readable(v->s, file, v->line, d) < 0)
+		return -1;
+	if ((r = gnutls_load_file(v->s, &data)) < 0) {
+		diag_add(d, file, v->line, "cannot read %s: %s", v->s, gnutls_strerror(r));
+		return -1;
+	}
+	if ((r = gnutls_ocsp_resp_init(&resp)) < 0 || (r = gnutls_ocsp_resp_import(resp, &data)) < 0) {
+		diag_add(d, file, v->line, "%s is not an OCSP response (DER): %s", v->s, gnutls_strerror(r));
+		goto out;
+	}
+	if ((r = gnutls_ocsp_resp_get_status(resp)) != GNUTLS_OCSP_RESP_SUCCESSFUL) {
+		diag_add(d, file, v->line, "OCSP response %s: the responder did not answer (status %d)", v->s, r);
+		goto out;
+	}
+	if ((ncrts = load_crts(cert->s, &crts, file, cert->line, d)) == 0)
+		goto out;
+	if ((r = gnutls_ocsp_resp_check_crt(resp, 0, crts[0])) < 0) {
+		char serial[64], subject[200];
+		crt_facts(crts[0], serial, sizeof serial, subject, sizeof subject);
+		diag_add(d, file, v->line, "OCSP response %s is not for certificate %s (serial %s): %s", v->s, cert->s,
+			 serial, gnutls_strerror(r));
+		goto out;
+	}
+	if (ncrts > 1 && ((r = gnutls_ocsp_resp_verify_direct(resp, crts[1], &verify, 0)) < 0 || verify != 0)) {
+		diag_add(d, file, v->line, "OCSP response %s: its signature does not verify with the issuer of %s%s%s",
+			 v->s, cert->s, r < 0 ? ": " : "", r < 0 ? gnutls_strerror(r) : "");
+		goto out;
+	}
+	if ((r = gnutls_ocsp_resp_get_single(resp, 0, NULL, NULL, NULL, NULL, &cstatus, &this_update,
+					     &next_update, NULL, NULL)) < 0) {
+		diag_add(d, file, v->line, "OCSP response %s: %s", v->s, gnutls_strerror(r));
+		goto out;
+	}
+	if (cstatus == GNUTLS_OCSP_CERT_REVOKED) {
+		diag_add(d, file, v->line, "OCSP response %s says certificate %s is revoked", v->s, cert->s);
+		goto out;
+	}
+	ret = 0; /* from here on: usable configuration, perhaps without a staple */
+	if (cstatus != GNUTLS_OCSP_CERT_GOOD) {
+		diag_add(w, file, v->line, "OCSP response %s: status unknown for %s: not stapled", v->s, cert->s);
+		goto out;
+	}
+	if (this_update != (time_t)-1 && this_update > now + 300) {
+		diag_add(w, file, v->line, "OCSP response %s is not valid before %s: not stapled", v->s,
+			 utc(this_update, when, sizeof when));
+		goto out;
+	}
+	if (next_update != (time_t)-1 && next_update < now) {
+		diag_add(w, file, v->line, "OCSP response %s is stale (past its nextUpdate %s): not stapled", v->s,
+			 utc(next_update, when, sizeof when));
+		goto out;
+	}
+	struct staple *st = &lg->staples[lg->nstaples];
+	st->der = data;
+	st->next_update = next_update == (time_t)-1 ? 0 : next_update;
+	st->file = xstrdup(v->s);
+	st->listen = lc->name;
+	st->stale_logged = 0;
+	if ((r = gnutls_certificate_set_ocsp_status_request_function2(cred, idx, staple_cb, st)) < 0) {
+		diag_add(d, file, v->line, "cannot staple OCSP response %s for %s: %s", v->s, cert->s, gnutls_strerror(r));
+		free(st->file);
+		ret = -1;
+		goto out;
+	}
+	lg->nstaples++;
+	data.data = NULL; /* now the staple's */
+	char serial[64], subject[200];
+	crt_facts(crts[0], serial, sizeof serial, subject, sizeof subject);
+	add_certinfo(g, v->s, v->line, "OCSP response", serial, subject, next_update == (time_t)-1 ? 0 : next_update);
+out:
+	if (crts)
+		free_crts(crts, ncrts);
+	if (resp)
+		gnutls_ocsp_resp_deinit(resp);
+	gnutls_free(data.data);
+	return ret;
 }
 
 /* Initialises *prio from the configured string (or the default), always
@@ -401,6 +556,10 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 	for (size_t k = 0; k < lc->cert.n && k < lc->key.n; k++)
 		if (load_keypair(g, lg->cred, &lc->cert.v[k], &lc->key.v[k], file, d, w) < 0)
 			bad = 1;
+	lg->staples = xcalloc(lc->ocsp.n + 1, sizeof *lg->staples);
+	for (size_t k = 0; k < lc->ocsp.n && !bad; k++)
+		if (load_ocsp(g, lg, lc, k, file, d, w) < 0)
+			bad = 1;
 	if (load_priority(&lg->prio, lc->tls_priority, lc->tls_priority_line ? lc->tls_priority_line : lc->line,
 			  file, d) < 0)
 		bad = 1;
@@ -416,7 +575,7 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 			diag_add(d, file, lc->line, "GnuTLS: %s", gnutls_strerror(r));
 			return -1;
 		}
-		if (load_trust(g, lg->own_tl, lg->cred, &lc->ca, &lc->crl, file, d) < 0)
+		if (load_trust(g, lg->own_tl, lg->cred, &lc->ca, &lc->crl, file, d, &lg->own_crls, &lg->nown_crls) < 0)
 			bad = 1;
 		lg->allow = xcalloc(lc->allow_peer.n + 1, sizeof *lg->allow);
 		for (size_t k = 0; k < lc->allow_peer.n; k++)
@@ -426,6 +585,8 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 		ts->tl = lg->own_tl;
 		ts->peers = lg->allow;
 		ts->npeers = lc->allow_peer.n;
+		ts->crls = lg->own_crls;
+		ts->ncrls = lg->nown_crls;
 	}
 	for (size_t k = 0; k < lc->trust.n; k++)
 		for (size_t t = 0; t < g->cfg->ntrust; t++) {
@@ -439,6 +600,8 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 			for (size_t j = 0; j < tc->peer.n; j++)
 				ts->peers[j] = tc->peer.v[j].s;
 			ts->npeers = tc->peer.n;
+			ts->crls = g->trust_crls[t];
+			ts->ncrls = g->ntrust_crls[t];
 			/* CA names in the CertificateRequest cover partners too */
 			for (size_t j = 0; j < tc->ca.n; j++)
 				if (gnutls_certificate_set_x509_trust_file(lg->cred, tc->ca.v[j].s,
@@ -449,6 +612,8 @@ static int build_listen(struct gen *g, size_t i, struct diag *d, struct diag *w)
 	lg->policy.nsets = lg->nsets;
 	lg->policy.purpose = VERIFY_PURPOSE_CLIENT;
 	lg->policy.mismatch_reason = "not allowed";
+	lg->policy.max_depth = lc->verify_depth;
+	lg->policy.crl_stale_warn = lc->crl_stale_warn;
 	return bad ? -1 : 0;
 }
 
@@ -467,7 +632,7 @@ static int build_connect(struct gen *g, size_t i, struct diag *d, struct diag *w
 	if (cc->cert.n && cc->key.n &&
 	    load_keypair(g, cg->cred, &cc->cert.v[0], &cc->key.v[0], file, d, w) < 0)
 		bad = 1;
-	if (load_trust(g, cg->tl, NULL, &cc->ca, &cc->crl, file, d) < 0)
+	if (load_trust(g, cg->tl, NULL, &cc->ca, &cc->crl, file, d, &cg->crls, &cg->ncrls) < 0)
 		bad = 1;
 	if (load_priority(&cg->prio, cc->tls_priority, cc->tls_priority_line ? cc->tls_priority_line : cc->line,
 			  file, d) < 0)
@@ -478,10 +643,14 @@ static int build_connect(struct gen *g, size_t i, struct diag *d, struct diag *w
 	cg->set.tl = cg->tl;
 	cg->set.peers = &cg->peer;
 	cg->set.npeers = cg->peer ? 1 : 0;
+	cg->set.crls = cg->crls;
+	cg->set.ncrls = cg->ncrls;
 	cg->policy.sets = &cg->set;
 	cg->policy.nsets = 1;
 	cg->policy.purpose = VERIFY_PURPOSE_SERVER;
 	cg->policy.mismatch_reason = "name mismatch";
+	cg->policy.max_depth = cc->verify_depth;
+	cg->policy.crl_stale_warn = cc->crl_stale_warn;
 	return bad ? -1 : 0;
 }
 
@@ -494,13 +663,16 @@ struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w)
 	g->listen = xcalloc(cfg->nlisten, sizeof *g->listen);
 	g->connect = xcalloc(cfg->nconnect, sizeof *g->connect);
 	g->trust_tl = xcalloc(cfg->ntrust, sizeof *g->trust_tl);
+	g->trust_crls = xcalloc(cfg->ntrust, sizeof *g->trust_crls);
+	g->ntrust_crls = xcalloc(cfg->ntrust, sizeof *g->ntrust_crls);
 	for (size_t t = 0; t < cfg->ntrust; t++) {
 		if ((r = gnutls_x509_trust_list_init(&g->trust_tl[t], 0)) < 0) {
 			diag_add(d, cfg->file, cfg->trust[t].line, "GnuTLS: %s", gnutls_strerror(r));
 			bad = 1;
 			continue;
 		}
-		if (load_trust(g, g->trust_tl[t], NULL, &cfg->trust[t].ca, &cfg->trust[t].crl, cfg->file, d) < 0)
+		if (load_trust(g, g->trust_tl[t], NULL, &cfg->trust[t].ca, &cfg->trust[t].crl, cfg->file, d,
+			       &g->trust_crls[t], &g->ntrust_crls[t]) < 0)
 			bad = 1;
 	}
 	for (size_t i = 0; i < cfg->nlisten; i++)
@@ -527,6 +699,13 @@ void gen_ref(struct gen *g)
 	__atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
 }
 
+static void crlinfo_free(struct verify_crl *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		gnutls_free(v[i].issuer.data);
+	free(v);
+}
+
 static void gen_free(struct gen *g)
 {
 	struct config *cfg = g->cfg;
@@ -543,6 +722,12 @@ static void gen_free(struct gen *g)
 				free(lg->sets[k].peers);
 		free(lg->sets);
 		free(lg->allow);
+		crlinfo_free(lg->own_crls, lg->nown_crls);
+		for (size_t k = 0; k < lg->nstaples; k++) {
+			gnutls_free(lg->staples[k].der.data);
+			free(lg->staples[k].file);
+		}
+		free(lg->staples);
 	}
 	for (size_t i = 0; i < cfg->nconnect; i++) {
 		struct cgen *cg = &g->connect[i];
@@ -552,10 +737,15 @@ static void gen_free(struct gen *g)
 			gnutls_priority_deinit(cg->prio);
 		if (cg->tl)
 			gnutls_x509_trust_list_deinit(cg->tl, 1);
+		crlinfo_free(cg->crls, cg->ncrls);
 	}
-	for (size_t t = 0; t < cfg->ntrust; t++)
+	for (size_t t = 0; t < cfg->ntrust; t++) {
 		if (g->trust_tl[t])
 			gnutls_x509_trust_list_deinit(g->trust_tl[t], 1);
+		crlinfo_free(g->trust_crls[t], g->ntrust_crls[t]);
+	}
+	free(g->trust_crls);
+	free(g->ntrust_crls);
 	for (size_t i = 0; i < g->ncerts; i++) {
 		free(g->certs[i].file);
 		free(g->certs[i].kind);
@@ -584,11 +774,17 @@ size_t gen_expiry_check(const struct gen *g, int days, struct diag *warn, struct
 			continue;
 		char when[32];
 		strftime(when, sizeof when, "%Y-%m-%d", gmtime(&ci->not_after));
-		int crl = !strcmp(ci->kind, "CRL");
+		int ocsp = !strcmp(ci->kind, "OCSP response");
+		int crl = !strcmp(ci->kind, "CRL") || ocsp;
 		if (ci->not_after < now) {
-			diag_add(err, g->cfg->file, ci->line, "%s %s (%s) %s on %s", ci->kind, ci->file, ci->subject,
-				 crl ? "is past its nextUpdate" : "expired", when);
+			diag_add(err, g->cfg->file, ci->line, "%s %s (%s) %s on %s%s", ci->kind, ci->file, ci->subject,
+				 crl ? "is past its nextUpdate" : "expired", when,
+				 ocsp  ? ": no longer stapled, fetch a fresh one and reload"
+				 : crl ? ": its CA's peers are refused (stale crl) unless crl-stale = warn"
+				       : "");
 			n++;
+		} else if (ocsp) {
+			continue; /* responses live days, not months: no early warning */
 		} else if (ci->not_after < now + (time_t)days * 86400) {
 			diag_add(warn, g->cfg->file, ci->line, "%s %s (%s) %s on %s, within %d days", ci->kind,
 				 ci->file, ci->subject, crl ? "reaches its nextUpdate" : "expires", when, days);
@@ -596,4 +792,22 @@ size_t gen_expiry_check(const struct gen *g, int days, struct diag *warn, struct
 		}
 	}
 	return n;
+}
+
+int tls_ticket_key(const gnutls_datum_t *master, const struct listen_conf *lc, unsigned char *buf,
+		   gnutls_datum_t *key)
+{
+	char label[300];
+	int len = snprintf(label, sizeof label, "sip-sidecar ticket key\n[listen %s]\nclient-auth %d", lc->name,
+			   (int)lc->client_auth);
+	if (len < 0 || (size_t)len >= sizeof label || master->size == 0)
+		return GNUTLS_E_INVALID_REQUEST;
+	if (gnutls_hash_get_len(GNUTLS_DIG_SHA512) != TLS_TICKET_KEY_SIZE || master->size != TLS_TICKET_KEY_SIZE)
+		return GNUTLS_E_INVALID_REQUEST;
+	int r = gnutls_hmac_fast(GNUTLS_MAC_SHA512, master->data, master->size, label, (size_t)len, buf);
+	if (r < 0)
+		return r;
+	key->data = buf;
+	key->size = TLS_TICKET_KEY_SIZE;
+	return 0;
 }

@@ -6,7 +6,11 @@
  * key purpose); a set that verifies it then admits the leaf only for the
  * identities it may vouch for (RFC 5922 section 7). The first set that
  * admits wins; otherwise the refusal carries the most informative reason
- * across all sets. Pure: no logging, no globals, no libev; safe to call from
+ * across all sets. Before any set is asked, the chain's shape and strength
+ * are judged on their own: depth (verify-depth), key sizes, signature
+ * hashes, and NUL bytes in the leaf's names; after a set verifies and
+ * admits, its CRLs must not be past nextUpdate for a CA of the chain
+ * (crl-stale). Pure: no logging, no globals, no libev; safe to call from
  * any thread as long as the trust lists are not modified meanwhile.
  *
  * GnuTLS 3.7.9 facts this relies on (checked with t/mkcerts.sh's PKI):
@@ -51,6 +55,7 @@ enum rank {
 	RANK_NONE = 0,
 	RANK_UNKNOWN_CA,  /* the set does not chain the certificate */
 	RANK_MISMATCH,    /* the set verifies the chain but not for these names */
+	RANK_STALE_CRL,   /* the set would admit it but its CRL is past nextUpdate */
 	RANK_KEY_USAGE,
 	RANK_NOT_YET,
 	RANK_EXPIRED,
@@ -132,17 +137,23 @@ static size_t sip_uri_domain(const char *uri, size_t len, const char **dom)
 }
 
 /*
- * Contract in verify.h. SAN entries that are too long, not printable, or of
- * other types (IP addresses, e-mail, otherName) are skipped. The CN is used
- * only when the certificate has no URI and no dNSName SAN at all (usable or
- * not), and only when the subject holds exactly one CN.
+ * The identities of crt (contract of verify_cert_identities in verify.h).
+ * SAN entries that are too long, not printable, or of other types (IP
+ * addresses, e-mail, otherName) are skipped. The CN is used only when the
+ * certificate has no URI and no dNSName SAN at all (usable or not), and only
+ * when the subject holds exactly one CN. *malformed is set to 1 when a name
+ * SAN (dNSName, URI, rfc822Name) or the CN holds a NUL byte, or the SAN
+ * extension does not parse: a forged name is never read, and the caller may
+ * refuse the certificate. Every SAN entry is visited once (GnuTLS keeps
+ * them parsed), so the cost is linear in their number.
  */
-size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], size_t max)
+static size_t scan_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], size_t max, int *malformed)
 {
 	char buf[1024];
 	size_t n = 0;
 	int saw_name_san = 0;
 
+	*malformed = 0;
 	for (unsigned seq = 0;; seq++) {
 		size_t size = sizeof buf - 1;
 		unsigned type = 0;
@@ -157,14 +168,27 @@ size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], 
 			saw_name_san = 1;
 			continue;
 		}
+		if (ret == GNUTLS_E_ASN1_EMBEDDED_NULL_IN_STRING) {
+			saw_name_san = 1;
+			*malformed = 1;
+			continue;
+		}
 		if (ret < 0) {
 			/* unparsable extension: no CN fallback either */
 			saw_name_san = 1;
+			*malformed = 1;
 			break;
 		}
 		buf[size] = '\0';
-		if (strlen(buf) != size)
-			continue; /* embedded NUL */
+		int is_name = ret == GNUTLS_SAN_DNSNAME || ret == GNUTLS_SAN_URI || ret == GNUTLS_SAN_RFC822NAME;
+		if (strlen(buf) != size) {
+			/* embedded NUL ("good.example\0.evil"): never an identity */
+			if (is_name)
+				*malformed = 1;
+			if (ret != GNUTLS_SAN_RFC822NAME && is_name)
+				saw_name_san = 1;
+			continue;
+		}
 		if (ret == GNUTLS_SAN_DNSNAME) {
 			saw_name_san = 1;
 			add_identity(ids, max, &n, buf, size);
@@ -181,6 +205,8 @@ size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], 
 
 	size_t size = sizeof buf - 1;
 	int ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &size);
+	if (ret == GNUTLS_E_ASN1_EMBEDDED_NULL_IN_STRING)
+		*malformed = 1;
 	if (ret < 0)
 		return n;
 	buf[size < sizeof buf ? size : sizeof buf - 1] = '\0';
@@ -191,7 +217,16 @@ size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], 
 		return n; /* several CNs (or an error): which one is meant is unclear */
 	if (strlen(buf) == size)
 		add_identity(ids, max, &n, buf, size);
+	else
+		*malformed = 1;
 	return n;
+}
+
+/* Contract in verify.h. */
+size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], size_t max)
+{
+	int malformed;
+	return scan_identities(crt, ids, max, &malformed);
 }
 
 /* Contract in verify.h. "*.D" admits exactly one non-empty label before ".D";
@@ -355,6 +390,99 @@ static int set_admits(const struct trust_set *s, char ids[][VERIFY_ID_MAX], size
 }
 
 /*
+ * 1 if crt is self-signed: its issuer is its subject and its own key
+ * verifies its signature (a root; its self-signature proves nothing, so its
+ * hash is not judged).
+ */
+static int self_signed(gnutls_x509_crt_t crt)
+{
+	unsigned status = 0;
+	if (!gnutls_x509_crt_check_issuer(crt, crt))
+		return 0;
+	return gnutls_x509_crt_verify(crt, &crt, 1, GNUTLS_VERIFY_ALLOW_BROKEN, &status) >= 0 && status == 0;
+}
+
+/*
+ * The strength checks on chain crts[0..n) (leaf first), before any trust set
+ * is asked: too many intermediate CAs, a weak key anywhere, a weak hash in a
+ * signature other than a root's self-signature. Returns the reason word with
+ * v->detail filled, or NULL when the chain passes.
+ */
+static const char *strength_check(gnutls_x509_crt_t *crts, unsigned n, unsigned max_depth, struct verdict *v)
+{
+	unsigned depth = n - 1;
+
+	if (n > 1 && self_signed(crts[n - 1]))
+		depth--; /* the peer sent its root too: not an intermediate */
+	if (depth > max_depth) {
+		snprintf(v->detail, sizeof v->detail, "%u intermediate CAs, verify-depth %u", depth, max_depth);
+		return "chain too long";
+	}
+	for (unsigned i = 0; i < n; i++) {
+		unsigned bits = 0;
+		int pk = gnutls_x509_crt_get_pk_algorithm(crts[i], &bits);
+		unsigned min = 0;
+		if (pk == GNUTLS_PK_RSA || pk == GNUTLS_PK_RSA_PSS || pk == GNUTLS_PK_DSA)
+			min = VERIFY_MIN_RSA_BITS;
+		else if (pk == GNUTLS_PK_ECDSA)
+			min = VERIFY_MIN_EC_BITS;
+		if (pk < 0 || bits < min) {
+			snprintf(v->detail, sizeof v->detail, "certificate %u: %s key of %u bits, at least %u", i,
+				 pk < 0 ? "unreadable" : gnutls_pk_get_name((gnutls_pk_algorithm_t)pk), bits, min);
+			return "weak key";
+		}
+		int sig = gnutls_x509_crt_get_signature_algorithm(crts[i]);
+		gnutls_digest_algorithm_t dig =
+			sig < 0 ? GNUTLS_DIG_UNKNOWN : gnutls_sign_get_hash_algorithm((gnutls_sign_algorithm_t)sig);
+		int weak = sig < 0 || sig == GNUTLS_SIGN_UNKNOWN || dig == GNUTLS_DIG_MD5 || dig == GNUTLS_DIG_MD2 ||
+			   dig == GNUTLS_DIG_SHA1 || dig == GNUTLS_DIG_RMD160;
+		/* EdDSA signs without a separate hash: GNUTLS_DIG_UNKNOWN is fine there */
+		if (!weak && dig == GNUTLS_DIG_UNKNOWN && sig != GNUTLS_SIGN_EDDSA_ED25519 &&
+		    sig != GNUTLS_SIGN_EDDSA_ED448)
+			weak = 1;
+		if (weak && !self_signed(crts[i])) {
+			const char *name = sig < 0 ? NULL : gnutls_sign_get_name((gnutls_sign_algorithm_t)sig);
+			snprintf(v->detail, sizeof v->detail, "certificate %u: signed with %s", i,
+				 name ? name : "an unknown algorithm");
+			return "weak signature";
+		}
+	}
+	return NULL;
+}
+
+/*
+ * 1 if set s holds a CRL past its nextUpdate (at now) issued by the issuer
+ * of one of crts[0..n), i.e. by a CA of this chain; its details then go to
+ * out (outsz bytes). Else 0.
+ */
+static int stale_crl(const struct trust_set *s, gnutls_x509_crt_t *crts, unsigned n, time_t now, char *out,
+		     size_t outsz)
+{
+	for (size_t k = 0; k < s->ncrls; k++) {
+		const struct verify_crl *crl = &s->crls[k];
+		if (crl->next_update == 0 || crl->next_update >= now)
+			continue;
+		for (unsigned i = 0; i < n; i++) {
+			gnutls_datum_t iss = { NULL, 0 };
+			if (gnutls_x509_crt_get_raw_issuer_dn(crts[i], &iss) < 0)
+				continue;
+			int same = iss.size == crl->issuer.size && memcmp(iss.data, crl->issuer.data, iss.size) == 0;
+			gnutls_free(iss.data);
+			if (!same)
+				continue;
+			struct tm tm;
+			char when[32] = "?";
+			if (gmtime_r(&crl->next_update, &tm) != NULL)
+				strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+			snprintf(out, outsz, "CRL stale since %s (%s, issuer of certificate %u)", when,
+				 s->name ? s->name : "?", i);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
  * Contract in verify.h. The chain may be in any order after the leaf and may
  * include the root; it is refused as "unknown ca" when longer than
  * VERIFY_MAX_CHAIN or when a certificate does not parse as DER. The first
@@ -400,7 +528,19 @@ int verify_chain(const gnutls_datum_t *chain, unsigned n, const struct verify_po
 		if (ncrts == 0)
 			leaf_info(crts[0], v);
 	}
-	nids = verify_cert_identities(crts[0], ids, VERIFY_MAX_IDS);
+	const char *weak = strength_check(crts, n, p->max_depth ? p->max_depth : VERIFY_DEFAULT_DEPTH, v);
+	if (weak != NULL) {
+		v->reason = weak;
+		goto out;
+	}
+	int malformed = 0;
+	nids = scan_identities(crts[0], ids, VERIFY_MAX_IDS, &malformed);
+	if (malformed) {
+		v->reason = "malformed name";
+		snprintf(v->detail, sizeof v->detail, "a name of the certificate holds a NUL byte or does not parse");
+		goto out;
+	}
+	time_t now = time(NULL);
 
 	gnutls_typed_vdata_st purpose = {
 		.type = GNUTLS_DT_KEY_PURPOSE_OID,
@@ -425,16 +565,26 @@ int verify_chain(const gnutls_datum_t *chain, unsigned n, const struct verify_po
 			}
 			continue;
 		}
+		char stale[sizeof v->detail];
 		if (status == 0) {
 			if (set_admits(s, ids, nids, v)) {
-				v->reason = NULL;
-				v->set_name = s->name;
-				v->detail[0] = '\0';
-				detail_expiry(v, crts[0]);
-				break;
+				int is_stale = stale_crl(s, crts, n, now, stale, sizeof stale);
+				if (!is_stale || p->crl_stale_warn) {
+					v->reason = NULL;
+					v->set_name = s->name;
+					v->detail[0] = '\0';
+					detail_expiry(v, crts[0]);
+					if (is_stale)
+						snprintf(v->warning, sizeof v->warning, "stale crl: %s", stale);
+					break;
+				}
+				v->identity[0] = '\0';
+				r = RANK_STALE_CRL;
+				reason = "stale crl";
+			} else {
+				r = RANK_MISMATCH;
+				reason = p->mismatch_reason ? p->mismatch_reason : "not allowed";
 			}
-			r = RANK_MISMATCH;
-			reason = p->mismatch_reason ? p->mismatch_reason : "not allowed";
 		} else {
 			r = status_rank(status, &reason);
 		}
@@ -443,6 +593,8 @@ int verify_chain(const gnutls_datum_t *chain, unsigned n, const struct verify_po
 			v->reason = reason;
 			if (r == RANK_MISMATCH)
 				detail_names(v, name, ids, nids);
+			else if (r == RANK_STALE_CRL)
+				snprintf(v->detail, sizeof v->detail, "%s", stale);
 			else
 				detail_status(v, name, status);
 		}

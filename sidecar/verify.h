@@ -10,6 +10,7 @@
 #define SIDECAR_VERIFY_H
 
 #include <stddef.h>
+#include <time.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -29,18 +30,37 @@ enum verify_purpose {
  * without allow-peer). Patterns: exact names, or "*.example.net" which admits
  * any one-label name in that domain. Compared case-insensitively.
  */
+/*
+ * What a trust set knows of one of its CRLs, to tell whether it is stale:
+ * the issuer's DN as DER and nextUpdate (0: none, never stale).
+ */
+struct verify_crl {
+	gnutls_datum_t issuer;         /* owned by the caller */
+	time_t next_update;
+};
+
 struct trust_set {
 	const char *name;              /* for logs: "ca" or the [trust] name */
 	gnutls_x509_trust_list_t tl;   /* owned by the caller */
 	char **peers;
 	size_t npeers;
+	const struct verify_crl *crls; /* the CRLs loaded into tl (may be NULL) */
+	size_t ncrls;
 };
+
+/* Default of verify-depth: intermediate CAs a peer chain may hold. */
+#define VERIFY_DEFAULT_DEPTH 8
+/* Weakest peer keys admitted (bits): RSA/DSA, and elliptic curves. */
+#define VERIFY_MIN_RSA_BITS 2048
+#define VERIFY_MIN_EC_BITS 224
 
 struct verify_policy {
 	const struct trust_set *sets;
 	size_t nsets;
 	enum verify_purpose purpose;
 	const char *mismatch_reason;   /* "not allowed" inbound, "name mismatch" outbound */
+	unsigned max_depth;            /* intermediate CAs allowed; 0: VERIFY_DEFAULT_DEPTH */
+	int crl_stale_warn;            /* 1: a stale CRL only warns; 0: it refuses ("stale crl") */
 };
 
 struct verdict {
@@ -51,13 +71,21 @@ struct verdict {
 	char subject[256];             /* leaf subject DN, for logs ("" if unknown) */
 	char serial[64];               /* leaf serial, hex */
 	char detail[160];              /* extra words for the log, e.g. the CA status text */
+	char warning[192];             /* on admission: something to warn about (a stale
+	                                  CRL under crl-stale = warn), else "" */
 };
 
 /*
  * Decides on chain[0..n) (leaf first, DER). Fills *v. Returns 0 when
  * admitted, -1 when refused (v->reason set: "expired", "not yet valid",
  * "unknown ca", "revoked", "bad key usage", "name mismatch", "not allowed",
- * "no certificate" when n == 0).
+ * "chain too long" (more intermediate CAs than p->max_depth), "weak key"
+ * (RSA/DSA under VERIFY_MIN_RSA_BITS, EC under VERIFY_MIN_EC_BITS), "weak
+ * signature" (MD5/SHA-1 or unknown hash, except on a self-signed root),
+ * "malformed name" (a NUL byte or an unparsable subjectAltName in the
+ * leaf), "stale crl" (the set that would admit holds a CRL past its
+ * nextUpdate for a CA of the chain, unless p->crl_stale_warn: then admitted
+ * with v->warning set), "no certificate" when n == 0).
  * Chain checks use the current time. Wildcards inside a certificate never match.
  */
 int verify_chain(const gnutls_datum_t *chain, unsigned n, const struct verify_policy *p,

@@ -10,7 +10,7 @@
 # backend that got nothing, and a good client served right after), the
 # identity header (exactly one, spoofed ones removed, none for anonymous
 # clients), resumption with the identity, and that a session ticket from one
-# listener is re-verified against the trust of the listener it is presented to.
+# listener never resumes on another (a full handshake judges the client).
 # SPDX-License-Identifier: MIT
 # shellcheck disable=SC2154 # BACKEND_PORT_<NAME> are set by start_backend
 
@@ -252,13 +252,26 @@ like "listen=req .* accepted .* identity=peer\\.example\\.test resumed" \
 	"$(grep -E 'listen=req .* accepted' "$SIDECAR_LOG" | tail -n 1)" "... logged 'resumed' with the identity"
 
 # a ticket from req presented to other (whose only CA is ca2) without any
-# certificate: only the chain inside the ticket can be judged, and it does
-# not verify to ca2
+# certificate: tickets are bound to the listener that issued them, so other
+# makes a full handshake, asks for a certificate and gets none
 cp "$sess" "$T_TMP/cross.sess"
-refuse_case "a req ticket presented to other" other "" "unknown ca" --sessfile "$T_TMP/cross.sess" \
+refuse_case "a req ticket presented to other" other "" "no certificate" --sessfile "$T_TMP/cross.sess" \
 	--print-info
-like 'resumed=yes' "$(cat "$T_TMP/refused.out")" \
-	"a req ticket presented to other: it was resumed (so the refusal judged the ticket's chain)"
+like 'resumed=no' "$(cat "$T_TMP/refused.out")" \
+	"a req ticket presented to other: not resumed (a full handshake judged the client)"
+# ... and a ticket from the TLS-only-like optional listener, taken without a
+# certificate, never resumes into req: a full handshake asks for one
+osess=$T_TMP/opt.sess
+rm -f "$osess"
+accept_case "an anonymous session on opt" opt "" anonymous --sessfile "$osess" --print-info
+[ -s "$osess" ]
+ok $? "... the client saved its ticket"
+refuse_case "the anonymous opt ticket presented to req" req "" "no certificate" --sessfile "$osess" --print-info
+like 'resumed=no' "$(cat "$T_TMP/refused.out")" "... not resumed"
+cp "$osess" "$T_TMP/opt2.sess"
+accept_case "the anonymous opt ticket presented to req with client.crt" req client peer.example.test \
+	--sessfile "$T_TMP/opt2.sess" --print-info
+like 'resumed=no' "$(cat "$T_OUT")" "... a full handshake with the certificate, not a resumption"
 
 stop_sidecar 10
 ok $? "the daemon stops on SIGTERM"

@@ -68,7 +68,8 @@ documents sip-sidecar.8 "every log reason word" \
 	"expired" "not yet valid" "unknown ca" "revoked" "name mismatch" \
 	"not allowed" "no certificate" "bad key usage" "handshake timeout" \
 	"too many connections" "message too large" "malformed message" \
-	"reload ok" "reload failed:"
+	"stale crl" "chain too long" "weak key" "weak signature" "malformed name" \
+	"admitted with a warning" "reload ok" "reload failed:"
 documents sip-sidecar.8 "systemd notifications" \
 	READY=1 RELOADING=1 MONOTONIC_USEC= STOPPING=1 STATUS= WATCHDOG=1
 documents sip-sidecar.8 "the PROXY v2 TLVs" \
@@ -82,7 +83,8 @@ documents sip-sidecar.conf.5 "every [global] key" \
 documents sip-sidecar.conf.5 "every [listen] key" \
 	"[listen NAME]" "bind =" "backend =" "cert =" "key =" "client-auth =" \
 	"ca =" "crl =" "allow-peer =" "trust =" "identity-header =" \
-	"proxy-protocol =" "tls-priority =" "sip-framing ="
+	"proxy-protocol =" "tls-priority =" "sip-framing =" "crl-stale =" \
+	"verify-depth =" "ocsp-response ="
 documents sip-sidecar.conf.5 "every [connect] and [trust] key" \
 	"[connect NAME]" "server =" "server-name =" "connect-timeout =" \
 	"[trust NAME]" "peer ="

@@ -417,6 +417,30 @@ static void test_good_minimal(void)
 #define DUR_HINT " (use e.g. 500ms, 10s, 5m, 1h)"
 #define SIZE_HINT " (use e.g. 64k; at least 256)"
 
+/* crl-stale, verify-depth and ocsp-response: values and defaults. */
+static void test_good_edges(void)
+{
+	struct diag d = { 0 };
+	struct config *c = config_load(dpath("good-edges.conf"), &d);
+	ok(c != NULL, "good-edges.conf loads");
+	if (!c) {
+		for (size_t i = 0; i < d.n; i++)
+			diag("%s", d.msg[i]);
+		bail("good-edges.conf does not load");
+	}
+	const struct listen_conf *l = &c->listen[0];
+	is_int(1, l->crl_stale_warn, "listen crl-stale = warn");
+	is_int(10, l->verify_depth, "listen verify-depth = 10");
+	is_clist(&l->ocsp, "listen ocsp-response", 1, (const char *const[]){ "b.ocsp" }, (const unsigned[]){ 8 });
+	is_int(1, (long long)l->ocsp_cert[0], "... for the second cert (the one above it)");
+	is_int(0, c->connect[0].crl_stale_warn, "connect crl-stale defaults to refuse");
+	is_int(0, c->connect[0].verify_depth, "connect verify-depth defaults to 0 (verify.c: 8)");
+	is_int(0, c->connect[1].crl_stale_warn, "connect crl-stale = refuse");
+	is_int(1, c->connect[1].verify_depth, "connect verify-depth = 1");
+	config_free(c);
+	diag_free(&d);
+}
+
 static const struct bad {
 	const char *file;
 	unsigned line;
@@ -467,6 +491,10 @@ static const struct bad {
 	{ "bad-section-unclosed.conf", 2, "section header without ']'", 1 },
 	{ "bad-nul.conf", 3, "NUL byte in line", 1 },
 	{ "bad-empty.conf", 0, "no [listen] or [connect] section: nothing to do", 1 },
+	{ "bad-crl-stale.conf", 7, "invalid crl-stale 'maybe' (refuse or warn)", 1 },
+	{ "bad-verify-depth.conf", 6, "invalid verify-depth '0' (1 to 15)", 1 },
+	{ "bad-ocsp-before-cert.conf", 5, "ocsp-response must follow the 'cert' it is for", 1 },
+	{ "bad-ocsp-twice.conf", 7, "certificate a.pem already has an ocsp-response (line 6)", 1 },
 };
 
 static void test_bad_one(const struct bad *b)
@@ -632,6 +660,7 @@ int main(void)
 	fclose(fp);
 
 	plan_lazy();
+	test_good_edges();
 	test_parse_duration();
 	test_parse_size();
 	test_parse_uint_bool();
