@@ -29,6 +29,10 @@ const char *const metrics_reasons[METRICS_NREASONS] = {
 	"malformed name", "other",
 };
 
+_Static_assert(METRICS_NREASONS <= TALLY_NREASONS, "tally.h: room for every reason word");
+_Static_assert(METRICS_NREASONS <= sizeof ((struct stats *)0)->refused_by_reason / sizeof(uint64_t),
+	       "ctx.h: room for every reason word");
+
 struct metrics {
 	struct oneshot *srv;
 	struct addr addr;
