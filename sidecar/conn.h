@@ -15,6 +15,8 @@
 #include "msgcount.h"
 #include "sipframe.h"
 
+struct ipslot;
+
 enum conn_role { ROLE_IN, ROLE_OUT };
 
 enum conn_state {
@@ -42,11 +44,16 @@ struct conn {
 	unsigned tls_eof : 1, plain_eof : 1, plain_shut : 1, tls_shut : 1;
 	unsigned tls_eof_first : 1, resumed : 1, hs_done : 1, framing : 1, anonymous : 1, want_close : 1, counted : 1;
 	unsigned peer_counted : 1;   /* in the shared count of verified peers */
+	unsigned resume_tls : 1, resume_plain : 1; /* reading continues after the loop polled */
 	int tfd, pfd;                /* TLS side, plaintext side */
 	gnutls_session_t tls;
 	ev_io tio, pio;
 	ev_timer timer;
+	ev_timer again;              /* zero delay: more reading, after the loop polled (fairness) */
 	double t_start, t_active;
+	double t_msg;                /* when the first byte of the pending message arrived, 0 if none */
+	uint32_t hs_in;              /* TLS bytes handed to GnuTLS before the handshake completed */
+	struct ipslot *ipslot;       /* in the per-address count of its listener, or NULL */
 	struct addr peer;            /* TLS peer (in) or server (out) */
 	struct buf to_plain, to_tls, in;
 	struct buf ra;               /* TLS bytes read ahead, not yet taken by GnuTLS */

@@ -16,6 +16,7 @@
 #define REC_MAX 16384           /* one TLS record of plaintext */
 #define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
 #define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
+#define HANDSHAKE_MAX (64 * 1024) /* TLS bytes a peer may send before its handshake completes */
 
 /* conn.c */
 void io_want(struct conn *c, ev_io *w, int events);

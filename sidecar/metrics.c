@@ -22,8 +22,12 @@
 const char *const metrics_reasons[METRICS_NREASONS] = {
 	"expired", "not yet valid", "unknown ca", "revoked", "name mismatch", "not allowed", "no certificate",
 	"bad key usage", "handshake timeout", "too many connections", "message too large", "malformed message",
-	"handshake failed", "renegotiation refused", "other",
+	"handshake failed", "renegotiation refused", "handshake too large", "message timeout",
+	"too many connections from address", "other",
 };
+
+_Static_assert(METRICS_NREASONS <= sizeof ((struct stats *)0)->refused_by_reason / sizeof(uint64_t),
+	       "refused_by_reason in ctx.h holds every reason");
 
 struct metrics {
 	int fd;
