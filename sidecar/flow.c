@@ -117,7 +117,9 @@ static int flowc_flush(struct flowc *f)
 		}
 		buf_consume(&f->out, (size_t)n);
 	}
-	int ev = (f->eof ? 0 : EV_READ) | (f->out.len ? EV_WRITE : 0);
+	/* reading waits while the legacy server does not read our answers
+	 * (pongs, 430s): what is pending for it stays bounded */
+	int ev = (f->eof || f->out.len >= HIGH_WATER ? 0 : EV_READ) | (f->out.len ? EV_WRITE : 0);
 	if (!ev) {
 		flowc_close(f);
 		return -1;
@@ -178,7 +180,7 @@ static void flowc_message(struct flowc *f, const char *msg, const struct sf_msg 
 static void flowc_read(struct flowc *f)
 {
 	struct sidecar *w = f->w;
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < 16 && f->out.len < HIGH_WATER; i++) {
 		ssize_t n = recv(f->fd, w->scratch, REC_MAX, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			break;

@@ -24,7 +24,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 43
+plan 46
 
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
@@ -63,6 +63,7 @@ PD=$(free_port)    # its backend is down
 PL=$(free_port)    # max-connections-per-ip = 3
 PM=$(free_port)    # MTLS: per-address count unlimited by default
 MET=$(free_port)
+FLOWP=$(free_port) # the flow listener (one worker: this port)
 DOWN=$(free_port)  # claimed, nobody listens
 conf=$T_TMP/hostile.conf
 cat >"$conf" <<EOF
@@ -72,6 +73,7 @@ workers = 1
 handshake-timeout = 8s
 message-timeout = 2s
 metrics = 127.0.0.1:$MET
+flow-bind = 127.0.0.1:$FLOWP
 [listen pub]
 bind = 127.0.0.1:$P
 backend = 127.0.0.1:$BACKEND_PORT_ans
@@ -101,7 +103,7 @@ key = $C/server.key
 client-auth = require
 ca = $C/ca.crt
 EOF
-start_sidecar "$conf" "$P" "$PF" "$PD" "$PL" "$PM" || bail_out "the daemon did not start"
+start_sidecar "$conf" "$P" "$PF" "$PD" "$PL" "$PM" "$FLOWP" || bail_out "the daemon did not start"
 D=$SIDECAR_PID
 ok_cmd "a good client is served (warm-up)" "$HOSTILE" -c "127.0.0.1:$P" --rtt 5
 rss0=$(rss_kb "$D")
@@ -183,11 +185,33 @@ wait_new 'listen=down peer=127\.0\.0\.1:[0-9]+ backend .* unavailable' 5
 ok $? "log: the backend is unavailable"
 ok_cmd "a good client is still served" "$HOSTILE" -c "127.0.0.1:$P" --rtt 5
 
+# ====== the legacy server's side: requests without a flow token (430s)
+rm -f "$T_TMP/r4"
+"$HOSTILE" -c "127.0.0.1:$FLOWP" --plain --options 4 --ready "$T_TMP/r4" >"$T_TMP/flood4.out" 2>&1 &
+F=$!
+track_pid "$F"
+until_ready "$T_TMP/r4" "$F"
+ok $? "a connection to the flow listener pipelines requests it cannot route, never reading the 430s"
+rssmax=0
+while t_alive "$F"; do
+	r=$(rss_kb "$D")
+	[ -n "$r" ] && [ "$r" -gt "$rssmax" ] && rssmax=$r
+	sleep 0.1
+done
+wait "$F"
+untrack_pid "$F"
+sent=$(field sent "$T_TMP/flood4.out")
+diag "the flood: $(cat "$T_TMP/flood4.out"); daemon VmRSS $rss0 -> max $rssmax kB"
+[ "${sent:-0}" -lt $((32 * 1024 * 1024)) ]
+ok $? "the daemon stopped reading while its 430s were not read: ${sent:-?} bytes taken (bound 32 MiB)"
+[ $((rssmax - rss0)) -lt 16384 ]
+ok $? "... VmRSS grew by $((rssmax - rss0)) kB (bound 16 MiB)"
+
 # ==================================== a ClientHello announcing 16 MiB
 mark_log
 before=$(log_count "$T_TMP/ans/events.log" '^accept ')
-ok_cmd "a ClientHello announcing 16 MiB: the daemon closes before taking 1 MiB of it" \
-	"$HOSTILE" -c "127.0.0.1:$P" --big-hello 1048576 --timeout 8000
+ok_cmd "a ClientHello announcing 16 MiB, sent whole: the daemon closes before it is all sent" \
+	"$HOSTILE" -c "127.0.0.1:$P" --big-hello 16777216 --timeout 8000
 diag "$(cat "$T_OUT")"
 like 'closed-after=' "$(cat "$T_OUT")" "... closed (not stalled or still open)"
 wait_new 'listen=pub peer=127\.0\.0\.1:[0-9]+ refused: handshake too large \(more than 65536 bytes' 5

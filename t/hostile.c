@@ -10,6 +10,8 @@
  *   --options SECS    the same with pipelined OPTIONS requests.
  *   --responses SECS  the same with pipelined "200 OK" responses (relayed
  *                     to the backend, answered by no one).
+ *   --plain           --crlf, --options, --responses over plain TCP (the
+ *                     legacy server's side: flow listeners).
  *   --big-hello BYTES TCP: a ClientHello whose handshake header announces
  *                     16 MiB, then up to BYTES more of it. Exit 0 with
  *                     "closed-after=N" when the daemon closes, 1 with
@@ -58,7 +60,7 @@
 static const char *target;
 static long timeout_ms = 10000, interval_ms = 1000, hold_ms;
 static unsigned long nconns = 1, record_size = 1;
-static int do_read;
+static int do_read, plain;
 static const char *ready_file;
 static gnutls_certificate_credentials_t cred;
 
@@ -194,6 +196,27 @@ static long tls_send_all(gnutls_session_t s, int fd, const char *buf, size_t len
 	return (long)done;
 }
 
+/* tls_send_all over plain TCP (never reads). */
+static long tcp_send_all(int fd, const char *buf, size_t len, double deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+		if (w > 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		int ev = wait_fd(fd, POLLOUT, deadline);
+		if (!ev)
+			return (long)done;
+		if (ev & (POLLERR | POLLHUP))
+			return -1;
+	}
+	return (long)done;
+}
+
 static size_t options(char *b, size_t cap, unsigned long i)
 {
 	return (size_t)snprintf(b, cap,
@@ -210,8 +233,8 @@ static int flood(double secs, int sip)
 	int fd = tcp_connect();
 	if (fd < 0)
 		die("connect failed");
-	gnutls_session_t s = tls_open(fd);
-	if (!s)
+	gnutls_session_t s = plain ? NULL : tls_open(fd);
+	if (!s && !plain)
 		die("handshake failed");
 	ready();
 	static char buf[65536];
@@ -235,7 +258,7 @@ static int flood(double secs, int sip)
 	unsigned long long sent = 0;
 	int closed = 0;
 	while (now_ms() < deadline) {
-		long r = tls_send_all(s, fd, buf, len, deadline);
+		long r = plain ? tcp_send_all(fd, buf, len, deadline) : tls_send_all(s, fd, buf, len, deadline);
 		if (r < 0) {
 			closed = 1;
 			break;
@@ -243,7 +266,8 @@ static int flood(double secs, int sip)
 		sent += (unsigned long long)r;
 	}
 	printf("sent=%llu%s\n", sent, closed ? " closed=yes" : "");
-	gnutls_deinit(s);
+	if (s)
+		gnutls_deinit(s);
 	close(fd);
 	return 0;
 }
@@ -515,13 +539,14 @@ static int records(const char *file)
 int main(int argc, char **argv)
 {
 	enum { O_CRLF = 256, O_OPTIONS, O_RESPONSES, O_BIG, O_SLOW, O_IDLE, O_RTT, O_RECORDS, O_RSIZE, O_CONNS, O_INTERVAL,
-	       O_TIMEOUT, O_HOLD, O_READ, O_READY };
+	       O_TIMEOUT, O_HOLD, O_READ, O_READY, O_PLAIN };
 	static const struct option lo[] = {
 		{ "crlf", 1, 0, O_CRLF },	  { "options", 1, 0, O_OPTIONS }, { "responses", 1, 0, O_RESPONSES }, { "big-hello", 1, 0, O_BIG },
 		{ "slow", 1, 0, O_SLOW },	  { "idle", 0, 0, O_IDLE },	  { "rtt", 1, 0, O_RTT },
 		{ "records", 1, 0, O_RECORDS },	  { "record-size", 1, 0, O_RSIZE }, { "conns", 1, 0, O_CONNS },
 		{ "interval", 1, 0, O_INTERVAL }, { "timeout", 1, 0, O_TIMEOUT }, { "hold", 1, 0, O_HOLD },
-		{ "read", 0, 0, O_READ },	  { "ready", 1, 0, O_READY },	  { 0, 0, 0, 0 },
+		{ "read", 0, 0, O_READ },	  { "ready", 1, 0, O_READY },	  { "plain", 0, 0, O_PLAIN },
+		{ 0, 0, 0, 0 },
 	};
 	int mode = 0, idle = 0, opt;
 	const char *arg = NULL;
@@ -539,6 +564,7 @@ int main(int argc, char **argv)
 		case O_TIMEOUT: timeout_ms = strtol(optarg, NULL, 10); break;
 		case O_HOLD: hold_ms = strtol(optarg, NULL, 10); break;
 		case O_READ: do_read = 1; break;
+		case O_PLAIN: plain = 1; break;
 		case O_READY: ready_file = optarg; break;
 		default: die("usage: hostile -c HOST:PORT --crlf|--options|--big-hello|--slow|--rtt|--records ARG");
 		}
