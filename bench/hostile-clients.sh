@@ -119,11 +119,16 @@ while time.time() < stall_until:
         time.sleep(0.01)
 sel = selectors.DefaultSelector()
 state = {}
-for c in conns:
+def add(c):
     c.setblocking(False); sel.register(c, selectors.EVENT_READ); state[c] = [hashlib.md5(), 0]
+for c in conns:
+    add(c)
+sel.register(ls, selectors.EVENT_READ)
 quiet = time.time()
-while state and time.time() - quiet < 10:
+while time.time() - quiet < 10:
     for key, _ in sel.select(1):
+        if key.fileobj is ls:
+            add(ls.accept()[0]); quiet = time.time(); continue
         c = key.fileobj; d = c.recv(1 << 20)
         if d:
             state[c][0].update(d); state[c][1] += len(d); quiet = time.time()
@@ -143,6 +148,7 @@ EOF
 	cl=()
 	for i in $(seq 1 100); do
 		"$T/tlsclient" -c "127.0.0.1:$((BASE + 2))" -q --send "$tmp/10m" --half-close --read-timeout 60000 \
+			--handshake-timeout 60000 \
 			--max-time 120000 >/dev/null 2>&1 &
 		cl+=("$!")
 	done

@@ -906,7 +906,7 @@ static void msg_clock(struct conn *c, int fresh)
 	}
 	double mt = cfg_of(c)->message_timeout, now = ev_now(c->sc->loop);
 	c->t_msg = now;
-	if (mt > 0 && ev_timer_remaining(c->sc->loop, &c->timer) > mt)
+	if (mt > 0 && c->state == CS_RELAY && ev_timer_remaining(c->sc->loop, &c->timer) > mt)
 		set_timer(c, mt);
 }
 
