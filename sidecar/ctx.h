@@ -139,6 +139,7 @@ struct sidecar {
 	struct topo_key flow_kctx;            /* main only: that key, prepared */
 	int flow_fd;
 	ev_io flow_io;
+	ev_timer flow_pause;        /* accept paused: out of descriptors */
 	unsigned flow_port;
 	uint64_t flow_serial;
 	struct conn **flow_tab;

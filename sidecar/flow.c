@@ -20,6 +20,7 @@
 
 #define FLOW_TAB_SIZE 4096 /* buckets; a power of two */
 #define FLOWC_MAX_IN (4 * 1024 * 1024)
+#define FLOW_ACCEPT_PAUSE 0.5 /* seconds without accepting when out of descriptors */
 
 /* A connection the legacy server opened to a flow listener. */
 struct flowc {
@@ -231,6 +232,14 @@ static void flowc_cb(struct ev_loop *loop, ev_io *io, int revents)
 		flowc_read(f);
 }
 
+static void flow_pause_over(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sidecar *w = t->data;
+	(void)revents;
+	if (w->flow_fd >= 0)
+		ev_io_start(loop, &w->flow_io);
+}
+
 static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sidecar *w = io->data;
@@ -240,8 +249,17 @@ static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		peer.len = sizeof peer.ss;
 		int fd = accept4(w->flow_fd, (struct sockaddr *)&peer.ss, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-				log_err("flow accept: %s", strerror(errno));
+			int e = errno;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				/* level-triggered: it would only fail again */
+				ev_io_stop(loop, &w->flow_io);
+				ev_timer_set(&w->flow_pause, FLOW_ACCEPT_PAUSE, 0.);
+				ev_timer_start(loop, &w->flow_pause);
+				log_err("flow accept paused for %.1fs: reached %s FD limit (%s)", FLOW_ACCEPT_PAUSE,
+					e == ENFILE ? "system" : e == EMFILE ? "process" : "memory or buffer", strerror(e));
+			} else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
+				log_err("flow accept: %s", strerror(e));
+			}
 			return;
 		}
 		addr_format(&peer);
@@ -401,6 +419,8 @@ int flow_start(struct sidecar *w, const struct config *cfg, unsigned port)
 	ev_io_init(&w->flow_io, flow_accept_cb, fd, EV_READ);
 	w->flow_io.data = w;
 	ev_io_start(w->loop, &w->flow_io);
+	ev_init(&w->flow_pause, flow_pause_over);
+	w->flow_pause.data = w;
 	if (pthread_mutex_init(&w->xq_mu, NULL) != 0) {
 		log_err("flow: cannot create a mutex");
 		return -1;
@@ -437,6 +457,7 @@ void flow_stop(struct sidecar *w)
 		flowc_close(w->flowcs);
 	if (w->flow_fd > 0) {
 		ev_io_stop(w->loop, &w->flow_io);
+		ev_timer_stop(w->loop, &w->flow_pause);
 		close(w->flow_fd);
 		w->flow_fd = -1;
 	}

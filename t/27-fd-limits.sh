@@ -20,7 +20,7 @@ certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 require_cmd prlimit
 
-plan 16
+plan 18
 
 # cpu_ticks PID: user + system time of PID in clock ticks
 cpu_ticks() {
@@ -29,12 +29,14 @@ cpu_ticks() {
 
 start_backend ans -a || bail_out "cannot start the answering backend"
 P=$(free_port)
+FLOWP=$(free_port)
 conf=$T_TMP/fd.conf
 cat >"$conf" <<EOF
 [global]
 allow-root = yes
 workers = 1
 handshake-timeout = 10s
+flow-bind = 127.0.0.1:$FLOWP
 [listen pub]
 bind = 127.0.0.1:$P
 backend = 127.0.0.1:$BACKEND_PORT_ans
@@ -90,6 +92,25 @@ ok $? "... one line per pause: $n in about 3 s (no flood of lines)"
 [ $((t1 - t0)) -lt $((hz * 3 / 10)) ]
 ok $? "... no busy loop: $((t1 - t0)) ticks of CPU in those 3 s (bound: 0.3 s)"
 unlike 'accept: Too many open files' "$(newlog)" "... no log line per failed accept"
+
+# the flow listener (where the legacy server connects) pauses the same way
+mark_log
+rm -f "$T_TMP/ready"
+"$HOSTILE" -c "127.0.0.1:$FLOWP" --slow 3 --idle --conns 30 --ready "$T_TMP/ready" >"$T_TMP/idle2.out" 2>&1 &
+H=$!
+track_pid "$H"
+wait_for_file "$T_TMP/ready" 10
+t0=$(cpu_ticks "$D")
+wait_pid_exit "$H" 15
+wait "$H"
+untrack_pid "$H"
+t1=$(cpu_ticks "$D")
+wait_new 'flow accept paused for 0\.5s: reached process FD limit \(Too many open files\)' 5
+ok $? "30 connections to the flow listener: log: flow accept paused for 0.5s: reached process FD limit"
+n=$(newlog | grep -c 'accept paused')
+diag "$n pause lines; daemon CPU $((t1 - t0)) ticks in those 3 s"
+[ "$n" -ge 1 ] && [ "$n" -le 12 ] && [ $((t1 - t0)) -lt $((hz * 3 / 10)) ]
+ok $? "... one line per pause ($n) and no busy loop ($((t1 - t0)) ticks of CPU in 3 s)"
 
 # descriptors free again: accepting resumes
 ok_cmd "once the silent connections are gone, a client is served again" "$TLSCLIENT" -c "127.0.0.1:$P" \
