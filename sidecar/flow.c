@@ -20,6 +20,10 @@
 
 #define FLOW_TAB_SIZE 4096 /* buckets; a power of two */
 #define FLOWC_MAX_IN (4 * 1024 * 1024)
+/* what may wait for a TLS client that does not read before requests for
+ * its flow get 430 (the legacy server's connection to the flow listener is
+ * shared by every flow: it cannot wait for one client) */
+#define FLOW_OUT_MAX (16 * HIGH_WATER)
 #define FLOW_ACCEPT_PAUSE 0.5 /* seconds without accepting when out of descriptors */
 
 /* A connection the legacy server opened to a flow listener. */
@@ -172,6 +176,10 @@ static void flowc_message(struct flowc *f, const char *msg, const struct sf_msg 
 		flow_failed(f, msg, m, "the connection is gone");
 		return;
 	}
+	if (c->to_tls.len >= FLOW_OUT_MAX) {
+		flow_failed(f, msg, m, "the client does not read");
+		return;
+	}
 	log_debug("flow legacy=%s request for peer=%s: %.*s", f->peer.text, c->peer.text,
 		  (int)(m->start_line.len > 80 ? 80 : m->start_line.len), msg + m->start_line.off);
 	c->t_active = ev_now(w->loop);
@@ -291,7 +299,7 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 		return;
 	}
 	struct conn *c = flow_live(w, id);
-	if (c) {
+	if (c && c->to_tls.len < FLOW_OUT_MAX) {
 		log_debug("flow to peer=%s: %.*s", c->peer.text, (int)(m.start_line.len > 80 ? 80 : m.start_line.len),
 			  data + m.start_line.off);
 		c->t_active = ev_now(w->loop);
@@ -299,7 +307,7 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 		return;
 	}
 	metrics_refused(w, "flow failed");
-	log_warn("flow failed: the connection is gone (%.*s)",
+	log_warn("flow failed: %s (%.*s)", c ? "the client does not read" : "the connection is gone",
 		 (int)(m.start_line.len > 80 ? 80 : m.start_line.len), data + m.start_line.off);
 	if (m.is_request && w->gen && w->gen->cfg->nlisten) {
 		char out[4096];

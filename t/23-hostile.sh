@@ -24,7 +24,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 46
+plan 50
 
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
@@ -51,6 +51,7 @@ field() {
 }
 
 start_backend ans -a || bail_out "cannot start the answering backend"
+start_backend reg -a -r || bail_out "cannot start the registrar stand-in"
 # an answering backend that records nothing, for the floods
 mkdir -p "$T_TMP/fast"
 "$RECBACKEND" -l 127.0.0.1:0 -a -P "$T_TMP/fast/port" >"$T_TMP/fast.log" 2>&1 </dev/null &
@@ -62,6 +63,7 @@ PF=$(free_port)    # client TLS listener for the floods
 PD=$(free_port)    # its backend is down
 PL=$(free_port)    # max-connections-per-ip = 3
 PM=$(free_port)    # MTLS: per-address count unlimited by default
+PR=$(free_port)    # clients that register (flows)
 MET=$(free_port)
 FLOWP=$(free_port) # the flow listener (one worker: this port)
 DOWN=$(free_port)  # claimed, nobody listens
@@ -95,6 +97,11 @@ backend = 127.0.0.1:$BACKEND_PORT_ans
 cert = $C/server.crt
 key = $C/server.key
 max-connections-per-ip = 3
+[listen reg]
+bind = 127.0.0.1:$PR
+backend = 127.0.0.1:$BACKEND_PORT_reg
+cert = $C/server.crt
+key = $C/server.key
 [listen mtls]
 bind = 127.0.0.1:$PM
 backend = 127.0.0.1:$BACKEND_PORT_ans
@@ -103,7 +110,7 @@ key = $C/server.key
 client-auth = require
 ca = $C/ca.crt
 EOF
-start_sidecar "$conf" "$P" "$PF" "$PD" "$PL" "$PM" "$FLOWP" || bail_out "the daemon did not start"
+start_sidecar "$conf" "$P" "$PF" "$PD" "$PL" "$PM" "$PR" "$FLOWP" || bail_out "the daemon did not start"
 D=$SIDECAR_PID
 ok_cmd "a good client is served (warm-up)" "$HOSTILE" -c "127.0.0.1:$P" --rtt 5
 rss0=$(rss_kb "$D")
@@ -206,6 +213,53 @@ diag "the flood: $(cat "$T_TMP/flood4.out"); daemon VmRSS $rss0 -> max $rssmax k
 ok $? "the daemon stopped reading while its 430s were not read: ${sent:-?} bytes taken (bound 32 MiB)"
 [ $((rssmax - rss0)) -lt 16384 ]
 ok $? "... VmRSS grew by $((rssmax - rss0)) kB (bound 16 MiB)"
+
+# ==== requests for a registered client that never reads, through its flow
+crlf() { printf '%s\r\n' "$@"; }
+crlf "REGISTER sip:sip.example.test SIP/2.0" "Via: SIP/2.0/TLS 192.0.2.10:5061;branch=z9hG4bK-reg" \
+	"Max-Forwards: 70" "From: <sip:alice@sip.example.test>;tag=a1" "To: <sip:alice@sip.example.test>" \
+	"Call-ID: reg-alice" "CSeq: 1 REGISTER" "Contact: <sip:alice@192.0.2.10:5061;transport=tls;ob>;expires=300" \
+	"Content-Length: 0" "" >"$T_TMP/reg.in"
+"$HOSTILE" -c "127.0.0.1:$PR" --records "$T_TMP/reg.in" --record-size 16384 --hold 30000 >"$T_TMP/alice.out" 2>&1 &
+ALICE=$!
+track_pid "$ALICE"
+flow=
+for ((i = 0; i < 200 && ${#flow} == 0; i++)); do
+	flow=$(cat "$T_TMP"/reg/conn-*.bin 2>/dev/null | tr -d '\r' |
+		sed -n 's/^Contact: .*<\(sip:alice@127.0.0.1:[0-9]*;[^>]*\)>.*/\1/p' | head -n 1)
+	[ -n "$flow" ] || sleep 0.05
+done
+[ -n "$flow" ]
+ok $? "a client registers (and never reads): its flow is $flow"
+pad=$(head -c 900 /dev/zero | tr '\0' x)
+crlf "OPTIONS $flow SIP/2.0" "Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bK-fl" "Max-Forwards: 69" \
+	"From: <sip:bob@sip.example.test>;tag=b1" "To: <sip:alice@sip.example.test>" "Call-ID: fl-1" \
+	"CSeq: 1 OPTIONS" "Content-Type: text/plain" "Content-Length: 900" "" >"$T_TMP/fl.in"
+printf '%s' "$pad" >>"$T_TMP/fl.in"
+mark_log
+rm -f "$T_TMP/r5"
+"$HOSTILE" -c "127.0.0.1:$FLOWP" --plain --options 4 --file "$T_TMP/fl.in" --ready "$T_TMP/r5" \
+	>"$T_TMP/flood5.out" 2>&1 &
+F=$!
+track_pid "$F"
+until_ready "$T_TMP/r5" "$F"
+ok $? "the legacy server floods requests into that flow"
+rssmax=0
+while t_alive "$F"; do
+	r=$(rss_kb "$D")
+	[ -n "$r" ] && [ "$r" -gt "$rssmax" ] && rssmax=$r
+	sleep 0.1
+done
+wait "$F"
+untrack_pid "$F"
+diag "the flood: $(cat "$T_TMP/flood5.out"); daemon VmRSS $rss0 -> max $rssmax kB"
+[ $((rssmax - rss0)) -lt 16384 ]
+ok $? "what waits for the client stays bounded: VmRSS grew by $((rssmax - rss0)) kB (bound 16 MiB)"
+wait_new 'flow legacy=127\.0\.0\.1:[0-9]+ flow failed: the client does not read \(OPTIONS' 5
+ok $? "log: flow failed: the client does not read (430 to the legacy server)"
+kill "$ALICE" 2>/dev/null
+wait_pid_exit "$ALICE" 10
+untrack_pid "$ALICE"
 
 # ==================================== a ClientHello announcing 16 MiB
 mark_log

@@ -12,6 +12,7 @@
  *                     to the backend, answered by no one).
  *   --plain           --crlf, --options, --responses over plain TCP (the
  *                     legacy server's side: flow listeners).
+ *   --file FILE       --options floods FILE (repeated) instead.
  *   --big-hello BYTES TCP: a ClientHello whose handshake header announces
  *                     16 MiB, then up to BYTES more of it. Exit 0 with
  *                     "closed-after=N" when the daemon closes, 1 with
@@ -61,7 +62,7 @@ static const char *target;
 static long timeout_ms = 10000, interval_ms = 1000, hold_ms;
 static unsigned long nconns = 1, record_size = 1;
 static int do_read, plain;
-static const char *ready_file;
+static const char *ready_file, *flood_file;
 static gnutls_certificate_credentials_t cred;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -240,7 +241,17 @@ static int flood(double secs, int sip)
 	static char buf[65536];
 	size_t len = 0;
 	unsigned long i = 1;
-	if (sip == 1) {
+	if (sip == 1 && flood_file) {
+		FILE *ff = fopen(flood_file, "rb");
+		if (!ff)
+			die("%s: %s", flood_file, strerror(errno));
+		size_t n = fread(buf, 1, sizeof buf / 2, ff);
+		fclose(ff);
+		if (!n)
+			die("%s: empty", flood_file);
+		for (len = n; len + n <= sizeof buf; len += n)
+			memcpy(buf + len, buf, n);
+	} else if (sip == 1) {
 		while (len + 512 < sizeof buf)
 			len += options(buf + len, sizeof buf - len, i++);
 	} else if (sip == 2) {
@@ -539,13 +550,13 @@ static int records(const char *file)
 int main(int argc, char **argv)
 {
 	enum { O_CRLF = 256, O_OPTIONS, O_RESPONSES, O_BIG, O_SLOW, O_IDLE, O_RTT, O_RECORDS, O_RSIZE, O_CONNS, O_INTERVAL,
-	       O_TIMEOUT, O_HOLD, O_READ, O_READY, O_PLAIN };
+	       O_TIMEOUT, O_HOLD, O_READ, O_READY, O_PLAIN, O_FILE };
 	static const struct option lo[] = {
 		{ "crlf", 1, 0, O_CRLF },	  { "options", 1, 0, O_OPTIONS }, { "responses", 1, 0, O_RESPONSES }, { "big-hello", 1, 0, O_BIG },
 		{ "slow", 1, 0, O_SLOW },	  { "idle", 0, 0, O_IDLE },	  { "rtt", 1, 0, O_RTT },
 		{ "records", 1, 0, O_RECORDS },	  { "record-size", 1, 0, O_RSIZE }, { "conns", 1, 0, O_CONNS },
 		{ "interval", 1, 0, O_INTERVAL }, { "timeout", 1, 0, O_TIMEOUT }, { "hold", 1, 0, O_HOLD },
-		{ "read", 0, 0, O_READ },	  { "ready", 1, 0, O_READY },	  { "plain", 0, 0, O_PLAIN },
+		{ "read", 0, 0, O_READ },	  { "ready", 1, 0, O_READY },	  { "plain", 0, 0, O_PLAIN },	  { "file", 1, 0, O_FILE },
 		{ 0, 0, 0, 0 },
 	};
 	int mode = 0, idle = 0, opt;
@@ -565,6 +576,7 @@ int main(int argc, char **argv)
 		case O_HOLD: hold_ms = strtol(optarg, NULL, 10); break;
 		case O_READ: do_read = 1; break;
 		case O_PLAIN: plain = 1; break;
+		case O_FILE: flood_file = optarg; break;
 		case O_READY: ready_file = optarg; break;
 		default: die("usage: hostile -c HOST:PORT --crlf|--options|--big-hello|--slow|--rtt|--records ARG");
 		}
