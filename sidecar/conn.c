@@ -36,7 +36,7 @@
 
 static int tls_flush(struct conn *c);
 static int plain_flush(struct conn *c);
-static void conn_resume(struct conn *c, int tls, int plain);
+static void conn_resume(struct conn *c);
 static int plain_read(struct conn *c);
 int maybe_finish(struct conn *c);
 
@@ -482,7 +482,7 @@ static int tls_flush(struct conn *c)
 		io_want(c, &c->pio, EV_READ | (c->to_plain.len ? EV_WRITE : 0));
 	/* records GnuTLS or the read-ahead already hold will not wake the loop */
 	if (rd && c->state >= CS_RELAY && (ra_pending(c) || gnutls_record_check_pending(c->tls)))
-		conn_resume(c, 1, 0);
+		conn_resume(c);
 	return maybe_finish(c);
 }
 
@@ -863,25 +863,21 @@ int tls_read(struct conn *c)
 	return r;
 }
 
-/* Zero-delay timer: the reading a spent budget or a drained queue left
- * over, once the loop has polled (a fed event would run in the same pass,
- * and a flooding peer would keep the loop from ever polling). */
+/* Zero-delay timer: the TLS records a spent budget or a drained queue left
+ * in GnuTLS or the read-ahead, read once the loop has polled (a fed event
+ * would run in the same pass, and a flooding peer would keep the loop from
+ * ever polling). The plaintext side needs none: what its socket holds
+ * wakes the loop again. */
 static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn *c = w->data;
 	(void)loop, (void)revents;
-	int tls = c->resume_tls, plain = c->resume_plain;
-	c->resume_tls = c->resume_plain = 0;
-	if (plain && c->state == CS_RELAY && c->pfd >= 0 && !c->plain_eof && !c->want_close && plain_read(c) < 0)
-		return;
-	if (tls && (c->state == CS_RELAY || c->state == CS_NOBACKEND) && !c->tls_eof && !c->want_close)
+	if ((c->state == CS_RELAY || c->state == CS_NOBACKEND) && !c->tls_eof && !c->want_close)
 		(void)tls_read(c);
 }
 
-static void conn_resume(struct conn *c, int tls, int plain)
+static void conn_resume(struct conn *c)
 {
-	c->resume_tls |= tls ? 1 : 0;
-	c->resume_plain |= plain ? 1 : 0;
 	if (!ev_is_active(&c->again)) {
 		ev_timer_set(&c->again, 0., 0.);
 		ev_timer_start(c->sc->loop, &c->again);
@@ -1036,7 +1032,7 @@ static int tls_read_some(struct conn *c)
 	 * loop again; records GnuTLS or the read-ahead hold would not, so a
 	 * zero timer brings c back after the loop has polled. */
 	if (ra_pending(c) || gnutls_record_check_pending(c->tls))
-		conn_resume(c, 1, 0);
+		conn_resume(c);
 	return 0;
 }
 

@@ -44,7 +44,6 @@ struct conn {
 	unsigned tls_eof : 1, plain_eof : 1, plain_shut : 1, tls_shut : 1;
 	unsigned tls_eof_first : 1, resumed : 1, hs_done : 1, framing : 1, anonymous : 1, want_close : 1, counted : 1;
 	unsigned peer_counted : 1;   /* in the shared count of verified peers */
-	unsigned resume_tls : 1, resume_plain : 1; /* reading continues after the loop polled */
 	int tfd, pfd;                /* TLS side, plaintext side */
 	gnutls_session_t tls;
 	ev_io tio, pio;

@@ -263,8 +263,11 @@ static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				ev_io_stop(loop, &w->flow_io);
 				ev_timer_set(&w->flow_pause, FLOW_ACCEPT_PAUSE, 0.);
 				ev_timer_start(loop, &w->flow_pause);
-				log_err("flow accept paused for %.1fs: reached %s FD limit (%s)", FLOW_ACCEPT_PAUSE,
-					e == ENFILE ? "system" : e == EMFILE ? "process" : "memory or buffer", strerror(e));
+				log_err("flow accept paused for %.1fs: %s (%s)", FLOW_ACCEPT_PAUSE,
+					e == EMFILE   ? "reached process FD limit"
+					: e == ENFILE ? "reached system FD limit"
+						      : "out of kernel memory",
+					strerror(e));
 			} else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
 				log_err("flow accept: %s", strerror(e));
 			}

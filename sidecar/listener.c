@@ -115,8 +115,9 @@ void listener_pause(struct lsock *ls, int err)
 	ev_io_stop(sc->loop, &ls->io);
 	ev_timer_set(&ls->pause, ACCEPT_PAUSE, 0.);
 	ev_timer_start(sc->loop, &ls->pause);
-	log_err("%s=%s accept paused for %.1fs: reached %s FD limit (%s)", ls->kind == LSOCK_LISTEN ? "listen" : "connect",
-		ls->name, ACCEPT_PAUSE, err == ENFILE ? "system" : err == EMFILE ? "process" : "memory or buffer",
+	log_err("%s=%s accept paused for %.1fs: %s (%s)", ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name,
+		ACCEPT_PAUSE,
+		err == EMFILE ? "reached process FD limit" : err == ENFILE ? "reached system FD limit" : "out of kernel memory",
 		strerror(err));
 }
 
