@@ -418,6 +418,14 @@ static int slow(double secs, int idle)
 		}
 	}
 	printf("open=%lu closed=%lu first-close-ms=%.0f\n", open - closed, closed, first_close);
+	for (unsigned long i = 0; i < nconns; i++) {
+		if (c[i].s)
+			gnutls_deinit(c[i].s);
+		if (c[i].fd >= 0)
+			close(c[i].fd);
+	}
+	free(c);
+	free(p);
 	return 0;
 }
 
@@ -470,6 +478,9 @@ static int rtt(unsigned long n)
 	}
 	qsort(t, n, sizeof *t, cmpd);
 	printf("n=%lu ok=%lu p50=%.1f p90=%.1f max=%.1f\n", n, ok, t[n / 2], t[(n * 9) / 10], t[n - 1]);
+	free(t);
+	gnutls_deinit(s);
+	close(fd);
 	return ok == n ? 0 : 1;
 }
 
@@ -544,6 +555,9 @@ static int records(const char *file)
 	fflush(stdout);
 	if (hold_ms)
 		usleep((useconds_t)hold_ms * 1000);
+	gnutls_deinit(s);
+	close(fd);
+	free(data);
 	return 0;
 }
 
@@ -587,13 +601,17 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (gnutls_global_init() < 0 || gnutls_certificate_allocate_credentials(&cred) < 0)
 		die("gnutls init failed");
+	int rc;
 	switch (mode) {
-	case O_CRLF: return flood(atof(arg), 0);
-	case O_OPTIONS: return flood(atof(arg), 1);
-	case O_RESPONSES: return flood(atof(arg), 2);
-	case O_BIG: return big_hello(strtoul(arg, NULL, 10));
-	case O_SLOW: return slow(atof(arg), idle);
-	case O_RTT: return rtt(strtoul(arg, NULL, 10));
-	default: return records(arg);
+	case O_CRLF: rc = flood(atof(arg), 0); break;
+	case O_OPTIONS: rc = flood(atof(arg), 1); break;
+	case O_RESPONSES: rc = flood(atof(arg), 2); break;
+	case O_BIG: rc = big_hello(strtoul(arg, NULL, 10)); break;
+	case O_SLOW: rc = slow(atof(arg), idle); break;
+	case O_RTT: rc = rtt(strtoul(arg, NULL, 10)); break;
+	default: rc = records(arg); break;
 	}
+	gnutls_certificate_free_credentials(cred);
+	gnutls_global_deinit();
+	return rc;
 }
