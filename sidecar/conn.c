@@ -945,13 +945,25 @@ static int tls_read_some(struct conn *c)
 		ssize_t r = gnutls_record_recv(c->tls, dst, room);
 		while (r > 0) {
 			got += (size_t)r;
-			if (got == room || (!gnutls_record_check_pending(c->tls) && !ra_pending(c)))
+			c->recs_in++;
+			if (got == room || (!gnutls_record_check_pending(c->tls) && !ra_pending(c)) ||
+			    c->recs_in > RECS_FREE + (c->bytes_in + got) / RECS_MIN_AVG)
 				break;
 			r = gnutls_record_recv(c->tls, dst + got, room - got);
 		}
 		if (got) {
 			c->bytes_in += got;
 			st_add(&sc->st.bytes_in, (uint64_t)got);
+			if (c->recs_in > RECS_FREE + c->bytes_in / RECS_MIN_AVG) {
+				/* a minimum size per record bounds what a byte may cost */
+				metrics_refused(sc, "records too small");
+				log_warn("%s=%s %s=%s refused: records too small (%llu records for %llu bytes)",
+					 section_kind(c), section_name(c), peer_word(c), c->peer.text,
+					 (unsigned long long)c->recs_in, (unsigned long long)c->bytes_in);
+				c->reason = "records too small";
+				finish(c, "records too small");
+				return -1;
+			}
 			c->t_active = ev_now(sc->loop);
 			const char *base;
 			size_t len;

@@ -59,6 +59,7 @@ struct conn {
 	uint32_t tls_inflight;       /* size of a gnutls_record_send to repeat */
 	struct sipframe *sf;         /* NULL when framing is off */
 	uint64_t bytes_in, bytes_out;   /* in: from TLS peer; out: to TLS peer */
+	uint64_t recs_in;            /* TLS records (reads of GnuTLS) those bytes came in */
 	uint32_t msgs_in, msgs_out;
 	char *identity;              /* verified peer identity, NULL if anonymous */
 	char *idhdr;                 /* "Name: identity\r\n" to insert, or NULL */

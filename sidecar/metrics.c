@@ -23,7 +23,7 @@ const char *const metrics_reasons[METRICS_NREASONS] = {
 	"expired", "not yet valid", "unknown ca", "revoked", "name mismatch", "not allowed", "no certificate",
 	"bad key usage", "handshake timeout", "too many connections", "message too large", "malformed message",
 	"handshake failed", "renegotiation refused", "handshake too large", "message timeout",
-	"too many connections from address", "other",
+	"too many connections from address", "records too small", "other",
 };
 
 _Static_assert(METRICS_NREASONS <= sizeof ((struct stats *)0)->refused_by_reason / sizeof(uint64_t),

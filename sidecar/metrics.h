@@ -10,7 +10,7 @@
 
 /* The reason words counted separately (INTERFACE.md), plus "other". */
 extern const char *const metrics_reasons[];
-#define METRICS_NREASONS 18
+#define METRICS_NREASONS 19
 
 /* Counts one refusal under its reason word. */
 void metrics_refused(struct sidecar *sc, const char *reason);

@@ -24,7 +24,7 @@ done
 certs_dir >/dev/null || skip_all "no test certificates (t/mkcerts.sh)"
 C=$CERTS
 
-plan 50
+plan 54
 
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
@@ -298,6 +298,23 @@ ok $((!$?)) "... nothing of the message reached the backend"
 ok_cmd "a connection silent for longer than message-timeout between whole messages stays" \
 	"$TLSCLIENT" -c "127.0.0.1:$P" --ca "$C/ca.crt" --hold 3000 --sip 2
 like 'sent=2 ok=2' "$(cat "$T_OUT")" "... both answered"
+
+# ======================================== tiny TLS records (cost per byte)
+for ((i = 0; i < 100; i++)); do
+	printf 'SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-t%s\r\nFrom: <sip:a@x.test>;tag=1\r\nTo: <sip:b@x.test>;tag=2\r\nCall-ID: t%s@x.test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' "$i" "$i"
+done >"$T_TMP/tiny.bin"
+mark_log
+"$HOSTILE" -c "127.0.0.1:$P" --records "$T_TMP/tiny.bin" --record-size 1 --hold 1000 >"$T_TMP/tiny.out" 2>&1
+diag "$(cat "$T_TMP/tiny.out")"
+wait_new 'listen=pub peer=127\.0\.0\.1:[0-9]+ refused: records too small \(5[0-9]{3} records for 5[0-9]{3} bytes\)' 5
+ok $? "$(wc -c <"$T_TMP/tiny.bin") bytes of SIP in 1-byte TLS records: cut after 4096 + bytes/4 records, about 5500 (log: refused: records too small)"
+is 1 "$(metric 'records too small')" "metrics: counted under records too small"
+for ((i = 0; i < 10000; i++)); do printf '\r\n\r\n'; done >"$T_TMP/pings.bin"
+mark_log
+ok_cmd "10000 CRLFCRLF keep-alives, each its own TLS record (4 bytes): not cut" \
+	"$HOSTILE" -c "127.0.0.1:$P" --records "$T_TMP/pings.bin" --record-size 4 --hold 500
+sleep 0.2
+unlike 'records too small' "$(newlog)" "... no records too small refusal"
 
 # ===================================================== max-connections-per-ip
 mark_log
