@@ -112,6 +112,21 @@ static int set_status_socket(struct parse *p, void *field, const char *val)
 	return 0;
 }
 
+/* max-connections-per-ip: a count, or "unlimited" (0). */
+static int set_per_ip(struct parse *p, void *field, const char *val)
+{
+	((struct listen_conf *)p->obj)->max_conns_per_ip_set = 1;
+	if (!strcmp(val, "unlimited")) {
+		*(unsigned long *)field = 0;
+		return 0;
+	}
+	if (parse_uint(val, 10000000, field) < 0 || *(unsigned long *)field == 0) {
+		diag_add(p->d, p->file, p->line, "invalid max-connections-per-ip '%s' (a number from 1, or unlimited)", val);
+		return -1;
+	}
+	return 0;
+}
+
 static int set_bool(struct parse *p, void *field, const char *val)
 {
 	if (parse_bool(val, field) < 0) {
@@ -359,6 +374,7 @@ static const struct key keys[] = {
 	{ SEC_GLOBAL, "max-connections", set_count, G(max_connections), 0 },
 	{ SEC_GLOBAL, "handshake-timeout", set_duration, G(handshake_timeout), 0 },
 	{ SEC_GLOBAL, "idle-timeout", set_duration, G(idle_timeout), 0 },
+	{ SEC_GLOBAL, "message-timeout", set_duration, G(message_timeout), 0 },
 	{ SEC_GLOBAL, "shutdown-timeout", set_duration, G(shutdown_timeout), 0 },
 	{ SEC_GLOBAL, "max-message-size", set_size, G(max_message_size), 0 },
 	{ SEC_GLOBAL, "metrics", set_metrics, G(metrics), 0 },
@@ -386,6 +402,7 @@ static const struct key keys[] = {
 	{ SEC_LISTEN, "crl-stale", set_crl_stale, L(crl_stale_warn), 0 },
 	{ SEC_LISTEN, "verify-depth", set_depth, L(verify_depth), 0 },
 	{ SEC_LISTEN, "ocsp-response", set_ocsp, 0, 1 },
+	{ SEC_LISTEN, "max-connections-per-ip", set_per_ip, L(max_conns_per_ip), 0 },
 
 	{ SEC_CONNECT, "bind", set_connect_bind, C(bind), 0 },
 	{ SEC_CONNECT, "server", set_server, 0, 0 },
@@ -415,6 +432,7 @@ static void config_defaults(struct config *cfg)
 	cfg->status_socket = xstrdup(STATUS_SOCKET_DEFAULT);
 	cfg->handshake_timeout = 10;
 	cfg->idle_timeout = 3900; /* longer than the common 3600 s registration */
+	cfg->message_timeout = 30;
 	cfg->registration_margin = 60;
 	cfg->flow_host = xstrdup("127.0.0.1");
 	cfg->shutdown_timeout = 5;
@@ -606,6 +624,8 @@ static void config_check(struct parse *p)
 			if (k == cfg->ntrust)
 				diag_add(p->d, f, l->trust.v[j].line, "no [trust %s] section", l->trust.v[j].s);
 		}
+		if (!l->max_conns_per_ip_set)
+			l->max_conns_per_ip = l->client_auth == CLIENT_AUTH_REQUIRE ? 0 : DEFAULT_MAX_CONNS_PER_IP;
 		for (size_t j = 0; j < i; j++)
 			if (l->bind.text[0] && !strcmp(cfg->listen[j].bind.text, l->bind.text))
 				diag_add(p->d, f, l->bind_line, "address %s is already bound by [listen %s]",

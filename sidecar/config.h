@@ -47,6 +47,8 @@ struct listen_conf {
 	unsigned verify_depth;         /* intermediate CAs a client chain may hold; 0: default */
 	struct clist ocsp;             /* ocsp-response values ... */
 	size_t *ocsp_cert;             /* ... and the index in cert of the one each is for */
+	unsigned long max_conns_per_ip; /* open connections from one address; 0: unlimited */
+	int max_conns_per_ip_set;      /* given in the file (else the default by client-auth) */
 };
 
 struct connect_conf {
@@ -86,6 +88,7 @@ struct config {
 	int log_level;
 	unsigned long max_connections;
 	double handshake_timeout, idle_timeout, shutdown_timeout;
+	double message_timeout;        /* a started message from a TLS peer must be complete within it (0: off) */
 	size_t max_message_size;
 	char *metrics;
 	struct addr metrics_addr;
@@ -110,6 +113,10 @@ struct config {
  */
 struct config *config_load(const char *file, struct diag *d);
 void config_free(struct config *cfg);
+
+/* max-connections-per-ip on a listener without required client
+ * certificates (MTLS listeners: unlimited, their peers are known). */
+#define DEFAULT_MAX_CONNS_PER_IP 100
 
 /* The default GnuTLS priority string: TLS 1.2 and 1.3 only. */
 /* AES-128-GCM first, chosen by the server: the TLS 1.3 mandatory suite, and

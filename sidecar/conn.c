@@ -25,6 +25,8 @@
 #include "conn.h"
 #include "conn_int.h"
 #include "flow.h"
+#include "ipcount.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "resolver.h"
@@ -34,6 +36,7 @@
 
 static int tls_flush(struct conn *c);
 static int plain_flush(struct conn *c);
+static void conn_resume(struct conn *c);
 static int plain_read(struct conn *c);
 int maybe_finish(struct conn *c);
 
@@ -110,6 +113,7 @@ void conn_close(struct conn *c, const char *why)
 	ev_io_stop(sc->loop, &c->tio);
 	ev_io_stop(sc->loop, &c->pio);
 	ev_timer_stop(sc->loop, &c->timer);
+	ev_timer_stop(sc->loop, &c->again);
 	if (c->hs_done)
 		log_info("%s=%s %s=%s closed: %s; in=%llu bytes/%u msgs out=%llu bytes/%u msgs duration=%.3fs",
 			 section_kind(c), section_name(c), peer_word(c), c->peer.text, why ? why : "done",
@@ -152,6 +156,8 @@ void conn_close(struct conn *c, const char *why)
 		__atomic_sub_fetch(sc->total_peers, 1, __ATOMIC_RELAXED);
 	tally_close(c->tsec);
 	tally_close(c->tpeer);
+	if (c->ipslot)
+		ipcount_put(sc->main_ctx->ipcount, c->ipslot);
 	st_add(&sc->st.closed, 1);
 	gen_unref(c->gen);
 	free(c);
@@ -454,9 +460,11 @@ static int tls_send(struct conn *c, const char *data, size_t n)
 {
 	c->bytes_out += n;
 	count_bytes_out(c, n);
-	if (c->to_tls.len || c->state < CS_CONNECTING) {
+	if (c->to_tls.len || c->state < CS_CONNECTING || c->sc->corked == c) {
+		/* corked: answers to what one read pass brought (pongs,
+		 * 400/503) leave together at its end, in as few records */
 		buf_append(&c->to_tls, data, n);
-		return c->state >= CS_CONNECTING ? tls_flush(c) : 0;
+		return c->state >= CS_CONNECTING && c->sc->corked != c ? tls_flush(c) : 0;
 	}
 	while (n) {
 		size_t chunk = n > REC_MAX ? REC_MAX : n;
@@ -497,10 +505,15 @@ static int tls_flush(struct conn *c)
 		c->tls_inflight = 0;
 		buf_consume(&c->to_tls, (size_t)r);
 	}
-	/* drained: back to reading (unless that side is finished) */
-	io_want(c, &c->tio, (c->tls_eof || c->want_close || c->state == CS_CONNECTING) ? 0 : EV_READ);
+	/* drained: back to reading (unless that side is finished or the
+	 * backend side is backed up) */
+	int rd = !(c->tls_eof || c->want_close || c->state == CS_CONNECTING || c->to_plain.len >= HIGH_WATER);
+	io_want(c, &c->tio, rd ? EV_READ : 0);
 	if (!c->plain_eof && !c->want_close && c->pfd >= 0 && c->state == CS_RELAY)
 		io_want(c, &c->pio, EV_READ | (c->to_plain.len ? EV_WRITE : 0));
+	/* records GnuTLS or the read-ahead already hold will not wake the loop */
+	if (rd && c->state >= CS_RELAY && (ra_pending(c) || gnutls_record_check_pending(c->tls)))
+		conn_resume(c);
 	return maybe_finish(c);
 }
 
@@ -539,6 +552,15 @@ static int plain_writev(struct conn *c, struct iovec *iov, int n)
 static int starts_with_ack(const char *msg, const struct sf_msg *m)
 {
 	return m->start_line.len >= 4 && !memcmp(msg + m->start_line.off, "ACK ", 4);
+}
+
+/* Sends what the read pass corked now: the last answer before closing
+ * must not wait for a pass whose end the connection may not see. */
+static int uncork(struct conn *c)
+{
+	if (c->sc->corked == c)
+		c->sc->corked = NULL;
+	return c->to_tls.len && c->state >= CS_CONNECTING ? tls_flush(c) : 0;
 }
 
 /* Answers a request ourselves (400/513/503); nothing for ACK or responses. */
@@ -621,7 +643,7 @@ static void topo_conn_of(struct conn *c, struct topo_conn *tc, char *host, size_
 static void refuse_untranslatable(struct conn *c, const char *msg, const struct sf_msg *m, const char *detail)
 {
 	const char *reason = !strcmp(detail, "forged flow token") ? "forged flow token" : "malformed message";
-	if (answer(c, msg, m, 400, "Bad Request", NULL) < 0)
+	if (answer(c, msg, m, 400, "Bad Request", NULL) < 0 || uncork(c) < 0)
 		return;
 	count_refusal(c, reason);
 	log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c), c->peer.text, reason,
@@ -831,7 +853,7 @@ static ssize_t deliver(struct conn *c, const char *data, size_t len)
 			if (plain_writev(c, iov, n) < 0)
 				return -1;
 			if (answer(c, data + pos, &m, m.error, m.error == 513 ? "Message Too Large" : "Bad Request",
-				   NULL) < 0)
+				   NULL) < 0 || uncork(c) < 0)
 				return -1;
 			count_refusal(c, m.reason);
 			log_warn("%s=%s %s=%s refused: %s (%s)", section_kind(c), section_name(c), peer_word(c),
@@ -864,17 +886,70 @@ static int tls_read_some(struct conn *c);
 int tls_read(struct conn *c)
 {
 	struct sidecar *sc = c->sc;
+	struct conn *was = sc->corked;
+	sc->corked = c;
 	int r = tls_read_some(c);
+	sc->corked = was;
 	ra_spill(sc);
+	/* c is gone when r < 0, or closing with its output armed */
+	if (r == 0 && c->to_tls.len && c->state >= CS_CONNECTING)
+		r = tls_flush(c);
 	return r;
+}
+
+/* Zero-delay timer: the TLS records a spent budget or a drained queue left
+ * in GnuTLS or the read-ahead, read once the loop has polled (a fed event
+ * would run in the same pass, and a flooding peer would keep the loop from
+ * ever polling). The plaintext side needs none: what its socket holds
+ * wakes the loop again. */
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+	(void)loop, (void)revents;
+	if ((c->state == CS_RELAY || c->state == CS_NOBACKEND) && !c->tls_eof && !c->want_close)
+		(void)tls_read(c);
+}
+
+static void conn_resume(struct conn *c)
+{
+	if (!ev_is_active(&c->again)) {
+		ev_timer_set(&c->again, 0., 0.);
+		ev_timer_start(c->sc->loop, &c->again);
+	}
+}
+
+/* The message-timeout clock: runs while a message from the TLS peer is
+ * incomplete (c->in holds its start). fresh: what c->in holds began in
+ * the last read. */
+static void msg_clock(struct conn *c, int fresh)
+{
+	if (!c->in.len) {
+		c->t_msg = 0;
+		return;
+	}
+	if (!fresh && c->t_msg)
+		return;
+	char first = c->in.d[c->in.off];
+	if (first == '\r' || first == '\n') {
+		c->t_msg = 0; /* the start of a keep-alive, not of a message */
+		return;
+	}
+	double mt = cfg_of(c)->message_timeout, now = ev_now(c->sc->loop);
+	c->t_msg = now;
+	if (mt > 0 && c->state == CS_RELAY && ev_timer_remaining(c->sc->loop, &c->timer) > mt)
+		set_timer(c, mt);
 }
 
 static int tls_read_some(struct conn *c)
 {
 	struct sidecar *sc = c->sc;
 	for (int i = 0; i < READ_BUDGET; i++) {
-		if (c->to_plain.len >= HIGH_WATER) {
-			io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0); /* backpressure */
+		if (c->to_plain.len >= HIGH_WATER || c->to_tls.len >= HIGH_WATER) {
+			/* backpressure: the backend does not take what the peer
+			 * sends, or the peer does not read its answers (ours
+			 * included: pongs, 400/503): read nothing more until it
+			 * drains */
+			io_want(c, &c->tio, c->to_tls.len ? EV_WRITE : 0);
 			return 0;
 		}
 		char *dst;
@@ -897,20 +972,43 @@ static int tls_read_some(struct conn *c)
 			dst = sc->scratch;
 			room = sc->scratch_size;
 		}
+		/* Coalesce: take every record already read from the socket
+		 * before framing, so that many tiny records cost one pass of
+		 * the framer, not one each. */
+		size_t got = 0;
 		ssize_t r = gnutls_record_recv(c->tls, dst, room);
-		if (r > 0) {
-			c->bytes_in += (size_t)r;
-			count_bytes_in(c, (uint64_t)r);
+		while (r > 0) {
+			got += (size_t)r;
+			c->recs_in++;
+			if (got == room || (!gnutls_record_check_pending(c->tls) && !ra_pending(c)) ||
+			    c->recs_in > RECS_FREE + (c->bytes_in + got) / RECS_MIN_AVG)
+				break;
+			r = gnutls_record_recv(c->tls, dst + got, room - got);
+		}
+		if (got) {
+			c->bytes_in += got;
+			count_bytes_in(c, (uint64_t)got);
+			if (c->recs_in > RECS_FREE + c->bytes_in / RECS_MIN_AVG) {
+				/* a minimum size per record bounds what a byte may cost */
+				count_refusal(c, "records too small");
+				log_warn("%s=%s %s=%s refused: records too small (%llu records for %llu bytes)",
+					 section_kind(c), section_name(c), peer_word(c), c->peer.text,
+					 (unsigned long long)c->recs_in, (unsigned long long)c->bytes_in);
+				c->reason = "records too small";
+				finish(c, "records too small");
+				return -1;
+			}
 			c->t_active = ev_now(sc->loop);
 			const char *base;
 			size_t len;
+			int had_msg = c->t_msg > 0;
 			if (c->in.len || dst != sc->scratch) {
-				c->in.len += (uint32_t)r;
+				c->in.len += (uint32_t)got;
 				base = c->in.d + c->in.off;
 				len = c->in.len;
 			} else {
 				base = dst;
-				len = (size_t)r;
+				len = got;
 			}
 			ssize_t used = deliver(c, base, len);
 			if (used < 0)
@@ -921,11 +1019,15 @@ static int tls_read_some(struct conn *c)
 			} else {
 				buf_consume(&c->in, (size_t)used);
 			}
-			/* Level-triggered epoll wakes us for what the socket still
-			 * holds: no recv() just to learn it would block. */
-			if (!gnutls_record_check_pending(c->tls) && !ra_pending(c))
-				return 0;
-			continue;
+			msg_clock(c, used > 0 || !had_msg);
+			if (r > 0 || r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+				/* Level-triggered epoll wakes us for what the socket
+				 * still holds: no recv() just to learn it would block. */
+				if (!gnutls_record_check_pending(c->tls) && !ra_pending(c))
+					return 0;
+				continue;
+			}
+			/* an end or an error came after the records: below */
 		}
 		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
 			/* GnuTLS also says AGAIN after a post-handshake message (a
@@ -972,7 +1074,11 @@ static int tls_read_some(struct conn *c)
 		conn_close(c, gnutls_strerror((int)r));
 		return -1;
 	}
-	ev_feed_event(sc->loop, &c->tio, EV_READ); /* budget spent: come back after the others */
+	/* budget spent: the others first. What the socket holds wakes the
+	 * loop again; records GnuTLS or the read-ahead hold would not, so a
+	 * zero timer brings c back after the loop has polled. */
+	if (ra_pending(c) || gnutls_record_check_pending(c->tls))
+		conn_resume(c);
 	return 0;
 }
 
@@ -1012,7 +1118,7 @@ static int plain_read(struct conn *c)
 				  c->peer.text, strerror(errno));
 		return maybe_finish(c);
 	}
-	ev_feed_event(sc->loop, &c->pio, EV_READ);
+	/* budget spent: level-triggered epoll brings us back after the others */
 	return 0;
 }
 
@@ -1151,6 +1257,21 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double idle = cfg_of(c)->idle_timeout, until = c->t_active + idle;
 	if (c->reg_until > until)
 		until = c->reg_until; /* a registered flow lives as long as its binding */
+	double mt = cfg_of(c)->message_timeout;
+	if (c->t_msg && mt > 0) {
+		double mleft = c->t_msg + mt - ev_now(loop);
+		if (mleft <= 0.001) {
+			count_refusal(c, "message timeout");
+			log_warn("%s=%s %s=%s refused: message timeout (%u bytes of a message still incomplete after %.1fs)",
+				 section_kind(c), section_name(c), peer_word(c), c->peer.text, c->in.len,
+				 ev_now(loop) - c->t_msg);
+			c->reason = "message timeout";
+			finish(c, "message timeout");
+			return;
+		}
+		if (c->t_msg + mt < until)
+			until = c->t_msg + mt;
+	}
 	double left = until - ev_now(loop);
 	if (left > 0.001) {
 		set_timer(c, left);
@@ -1194,7 +1315,8 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 	ev_io_init(&c->tio, tio_cb, -1, EV_READ);
 	ev_io_init(&c->pio, pio_cb, -1, EV_READ);
 	ev_init(&c->timer, timer_cb);
-	c->tio.data = c->pio.data = c->timer.data = c;
+	ev_init(&c->again, resume_cb);
+	c->tio.data = c->pio.data = c->timer.data = c->again.data = c;
 	c->next = sc->conns;
 	if (sc->conns)
 		sc->conns->prev = c;
@@ -1223,13 +1345,34 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 	return c;
 }
 
+/* Counts and logs a refusal at accept, one line a second at most (a flood
+ * of refusals must not become a flood of log lines). */
+static void accept_refused(struct sidecar *sc, struct lsock *ls, const struct addr *peer, const char *reason,
+			   unsigned long open)
+{
+	double now = ev_now(sc->loop);
+	struct tally *t = tally_section(sc->tallies, ls->kind == LSOCK_LISTEN ? TALLY_LISTEN : TALLY_CONNECT, ls->name);
+	size_t ri = metrics_refused(sc, reason);
+	tally_add(t, &t->refused[ri], 1);
+	if (now - sc->last_refuse_log >= 1.0) {
+		log_warn("%s=%s peer=%s refused: %s (%lu open%s)", ls->kind == LSOCK_LISTEN ? "listen" : "connect",
+			 ls->name, peer->text, reason, open, sc->refuse_suppressed ? ", more refusals not logged" : "");
+		sc->last_refuse_log = now;
+		sc->refuse_suppressed = 0;
+	} else {
+		sc->refuse_suppressed++;
+	}
+}
+
 /* Accepts one socket; refuses it when max-connections is reached. */
 int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 {
 	peer->len = sizeof peer->ss;
 	int fd = accept4(ls->fd, (struct sockaddr *)&peer->ss, &peer->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			listener_pause(ls, errno); /* level-triggered: it would only fail again */
+		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 			log_err("%s=%s accept: %s", ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name,
 				strerror(errno));
 		return -1;
@@ -1238,20 +1381,7 @@ int accept_one(struct sidecar *sc, struct lsock *ls, struct addr *peer)
 	st_add(&sc->st.accepted, 1);
 	unsigned long open = __atomic_load_n(sc->total_conns, __ATOMIC_RELAXED);
 	if (open >= sc->gen->cfg->max_connections || sc->stopping) {
-		double now = ev_now(sc->loop);
-		struct tally *t = tally_section(sc->tallies, ls->kind == LSOCK_LISTEN ? TALLY_LISTEN : TALLY_CONNECT,
-					       ls->name);
-		size_t ri = metrics_refused(sc, "too many connections");
-		tally_add(t, &t->refused[ri], 1);
-		if (now - sc->last_refuse_log >= 1.0) {
-			log_warn("%s=%s peer=%s refused: too many connections (%lu open%s)",
-				 ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name, peer->text, open,
-				 sc->refuse_suppressed ? ", more refusals not logged" : "");
-			sc->last_refuse_log = now;
-			sc->refuse_suppressed = 0;
-		} else {
-			sc->refuse_suppressed++;
-		}
+		accept_refused(sc, ls, peer, "too many connections", open);
 		close(fd);
 		return -2;
 	}
@@ -1271,8 +1401,16 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		if (fd < 0)
 			return;
+		unsigned long per_ip = sc->gen->cfg->listen[ls->idx].max_conns_per_ip, open = 0;
+		struct ipslot *slot = NULL;
+		if (per_ip && !(slot = ipcount_take(sc->main_ctx->ipcount, &ls->bind, &peer, per_ip, &open))) {
+			accept_refused(sc, ls, &peer, "too many connections from address", open);
+			close(fd);
+			continue;
+		}
 		struct conn *c = conn_new(sc, ls, ROLE_IN);
 		const struct lgen *lg = &c->gen->listen[c->idx];
+		c->ipslot = slot;
 		c->tfd = fd;
 		c->peer = peer;
 		c->state = CS_HANDSHAKE;

@@ -15,6 +15,8 @@
 #include "msgcount.h"
 #include "sipframe.h"
 
+struct ipslot;
+
 enum conn_role { ROLE_IN, ROLE_OUT };
 
 enum conn_state {
@@ -46,13 +48,18 @@ struct conn {
 	gnutls_session_t tls;
 	ev_io tio, pio;
 	ev_timer timer;
+	ev_timer again;              /* zero delay: more reading, after the loop polled (fairness) */
 	double t_start, t_active;
+	double t_msg;                /* when the first byte of the pending message arrived, 0 if none */
+	uint32_t hs_in;              /* TLS bytes handed to GnuTLS before the handshake completed */
+	struct ipslot *ipslot;       /* in the per-address count of its listener, or NULL */
 	struct addr peer;            /* TLS peer (in) or server (out) */
 	struct buf to_plain, to_tls, in;
 	struct buf ra;               /* TLS bytes read ahead, not yet taken by GnuTLS */
 	uint32_t tls_inflight;       /* size of a gnutls_record_send to repeat */
 	struct sipframe *sf;         /* NULL when framing is off */
 	uint64_t bytes_in, bytes_out;   /* in: from TLS peer; out: to TLS peer */
+	uint64_t recs_in;            /* TLS records (reads of GnuTLS) those bytes came in */
 	uint32_t msgs_in, msgs_out;
 	char *identity;              /* verified peer identity, NULL if anonymous */
 	char *idhdr;                 /* "Name: identity\r\n" to insert, or NULL */

@@ -17,6 +17,12 @@
 #define REC_MAX 16384           /* one TLS record of plaintext */
 #define DRAIN_SECS 2.0          /* wait for the other side to close after one side did */
 #define NOBACKEND_SECS 5.0      /* answer 503s for this long, then close */
+#define HANDSHAKE_MAX (64 * 1024) /* TLS bytes a peer may send before its handshake completes */
+/* Each TLS record costs GnuTLS about as much as kilobytes of data in one:
+ * past RECS_FREE records, a peer's records must carry RECS_MIN_AVG bytes
+ * each on average (a CRLFCRLF keep-alive is 4), else "records too small" */
+#define RECS_FREE 4096
+#define RECS_MIN_AVG 4
 
 /* Counting: the loop's totals and the connection's section and peer tallies. */
 static inline void count_add(struct conn *c, uint64_t *total, size_t field, uint64_t n, int peer_too)

@@ -7,6 +7,7 @@
 #include <autoconf.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,9 +66,8 @@ int ra_pending(const struct conn *c)
 	return c->ra.len || (c->sc->ra_owner == c && c->sc->ra_len);
 }
 
-static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+static ssize_t pull_some(struct conn *c, void *data, size_t len)
 {
-	struct conn *c = ptr;
 	struct sidecar *sc = c->sc;
 	size_t n;
 	if (c->ra.len) {
@@ -104,6 +104,32 @@ static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 		sc->ra_len = (uint32_t)((size_t)r - n);
 	}
 	return (ssize_t)n;
+}
+
+/* GnuTLS keeps a handshake message whole until it is complete, whatever
+ * size its header announces: what a peer may send before the handshake
+ * completes is capped, so that a ClientHello announcing 16 MiB costs 64 KiB
+ * at most, and is refused when it asks for more. */
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct conn *c = ptr;
+	if (!c->hs_done) {
+		if (c->hs_in >= HANDSHAKE_MAX) {
+			if (!c->reason) {
+				c->reason = "handshake too large";
+				snprintf(c->reason_detail, sizeof c->reason_detail,
+					 "more than %u bytes before the handshake completed", (unsigned)HANDSHAKE_MAX);
+			}
+			gnutls_transport_set_errno(c->tls, EMSGSIZE);
+			return -1;
+		}
+		if (len > HANDSHAKE_MAX - c->hs_in)
+			len = HANDSHAKE_MAX - c->hs_in;
+	}
+	ssize_t r = pull_some(c, data, len);
+	if (r > 0 && !c->hs_done)
+		c->hs_in += (uint32_t)r;
+	return r;
 }
 
 static ssize_t tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)

@@ -18,6 +18,7 @@ struct conn;
 struct flowc;
 struct xmsg;
 struct resolver;
+struct ipcount;
 
 enum lsock_kind { LSOCK_LISTEN, LSOCK_CONNECT };
 
@@ -34,6 +35,7 @@ struct lsock {
 	size_t idx;                 /* section index in the current generation */
 	int fd;
 	ev_io io;
+	ev_timer pause;             /* accept paused: out of descriptors */
 	int keep;                   /* reload bookkeeping */
 };
 
@@ -86,6 +88,7 @@ struct sidecar {
 	char *ra;
 	uint32_t ra_off, ra_len;
 	struct conn *ra_owner;
+	struct conn *corked;        /* its answers wait for the end of its read pass (coalesced) */
 	gnutls_datum_t ticket_key;  /* TLS session ticket master key (rotated by GnuTLS) */
 	ev_signal sighup, sigterm, sigint;
 	ev_timer stop_timer, watchdog, daily;
@@ -119,6 +122,7 @@ struct sidecar {
 	unsigned long *total_conns; /* shared count for max-connections (atomic) */
 	unsigned long total_conns_store;
 	unsigned long *total_peers; /* shared count of verified peers' connections (atomic) */
+	struct ipcount *ipcount;    /* main only: open connections per listener and address */
 	unsigned long total_peers_store;
 	ev_timer status_timer;      /* main: STATUS= to systemd */
 	char status_sent[512];
@@ -138,6 +142,7 @@ struct sidecar {
 	struct topo_key flow_kctx;            /* main only: that key, prepared */
 	int flow_fd;
 	ev_io flow_io;
+	ev_timer flow_pause;        /* accept paused: out of descriptors */
 	unsigned flow_port;
 	uint64_t flow_serial;
 	struct conn **flow_tab;

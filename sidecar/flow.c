@@ -21,6 +21,11 @@
 
 #define FLOW_TAB_SIZE 4096 /* buckets; a power of two */
 #define FLOWC_MAX_IN (4 * 1024 * 1024)
+/* what may wait for a TLS client that does not read before requests for
+ * its flow get 430 (the legacy server's connection to the flow listener is
+ * shared by every flow: it cannot wait for one client) */
+#define FLOW_OUT_MAX (16 * HIGH_WATER)
+#define FLOW_ACCEPT_PAUSE 0.5 /* seconds without accepting when out of descriptors */
 
 /* A connection the legacy server opened to a flow listener. */
 struct flowc {
@@ -118,7 +123,9 @@ static int flowc_flush(struct flowc *f)
 		}
 		buf_consume(&f->out, (size_t)n);
 	}
-	int ev = (f->eof ? 0 : EV_READ) | (f->out.len ? EV_WRITE : 0);
+	/* reading waits while the legacy server does not read our answers
+	 * (pongs, 430s): what is pending for it stays bounded */
+	int ev = (f->eof || f->out.len >= HIGH_WATER ? 0 : EV_READ) | (f->out.len ? EV_WRITE : 0);
 	if (!ev) {
 		flowc_close(f);
 		return -1;
@@ -172,6 +179,10 @@ static void flowc_message(struct flowc *f, const char *msg, const struct sf_msg 
 		flow_failed(f, msg, m, "the connection is gone");
 		return;
 	}
+	if (c->to_tls.len >= FLOW_OUT_MAX) {
+		flow_failed(f, msg, m, "the client does not read");
+		return;
+	}
 	log_debug("flow legacy=%s request for peer=%s: %.*s", f->peer.text, c->peer.text,
 		  (int)(m->start_line.len > 80 ? 80 : m->start_line.len), msg + m->start_line.off);
 	c->t_active = ev_now(w->loop);
@@ -181,7 +192,7 @@ static void flowc_message(struct flowc *f, const char *msg, const struct sf_msg 
 static void flowc_read(struct flowc *f)
 {
 	struct sidecar *w = f->w;
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < 16 && f->out.len < HIGH_WATER; i++) {
 		ssize_t n = recv(f->fd, w->scratch, REC_MAX, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			break;
@@ -232,6 +243,14 @@ static void flowc_cb(struct ev_loop *loop, ev_io *io, int revents)
 		flowc_read(f);
 }
 
+static void flow_pause_over(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sidecar *w = t->data;
+	(void)revents;
+	if (w->flow_fd >= 0)
+		ev_io_start(loop, &w->flow_io);
+}
+
 static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sidecar *w = io->data;
@@ -241,8 +260,20 @@ static void flow_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		peer.len = sizeof peer.ss;
 		int fd = accept4(w->flow_fd, (struct sockaddr *)&peer.ss, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-				log_err("flow accept: %s", strerror(errno));
+			int e = errno;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				/* level-triggered: it would only fail again */
+				ev_io_stop(loop, &w->flow_io);
+				ev_timer_set(&w->flow_pause, FLOW_ACCEPT_PAUSE, 0.);
+				ev_timer_start(loop, &w->flow_pause);
+				log_err("flow accept paused for %.1fs: %s (%s)", FLOW_ACCEPT_PAUSE,
+					e == EMFILE   ? "reached process FD limit"
+					: e == ENFILE ? "reached system FD limit"
+						      : "out of kernel memory",
+					strerror(e));
+			} else if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR && e != ECONNABORTED) {
+				log_err("flow accept: %s", strerror(e));
+			}
 			return;
 		}
 		addr_format(&peer);
@@ -274,7 +305,7 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 		return;
 	}
 	struct conn *c = flow_live(w, id);
-	if (c) {
+	if (c && c->to_tls.len < FLOW_OUT_MAX) {
 		log_debug("flow to peer=%s: %.*s", c->peer.text, (int)(m.start_line.len > 80 ? 80 : m.start_line.len),
 			  data + m.start_line.off);
 		c->t_active = ev_now(w->loop);
@@ -282,7 +313,7 @@ static void flow_handle(struct sidecar *w, uint64_t id, const char *data, size_t
 		return;
 	}
 	metrics_refused(w, "flow failed");
-	log_warn("flow failed: the connection is gone (%.*s)",
+	log_warn("flow failed: %s (%.*s)", c ? "the client does not read" : "the connection is gone",
 		 (int)(m.start_line.len > 80 ? 80 : m.start_line.len), data + m.start_line.off);
 	if (m.is_request && w->gen && w->gen->cfg->nlisten) {
 		char out[4096];
@@ -404,6 +435,8 @@ int flow_start(struct sidecar *w, const struct config *cfg, unsigned port)
 	ev_io_init(&w->flow_io, flow_accept_cb, fd, EV_READ);
 	w->flow_io.data = w;
 	ev_io_start(w->loop, &w->flow_io);
+	ev_init(&w->flow_pause, flow_pause_over);
+	w->flow_pause.data = w;
 	if (pthread_mutex_init(&w->xq_mu, NULL) != 0) {
 		log_err("flow: cannot create a mutex");
 		return -1;
@@ -440,6 +473,7 @@ void flow_stop(struct sidecar *w)
 		flowc_close(w->flowcs);
 	if (w->flow_fd > 0) {
 		ev_io_stop(w->loop, &w->flow_io);
+		ev_timer_stop(w->loop, &w->flow_pause);
 		close(w->flow_fd);
 		w->flow_fd = -1;
 	}

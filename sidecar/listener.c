@@ -19,6 +19,7 @@
 #include "log.h"
 
 #define BACKLOG 4096
+#define ACCEPT_PAUSE 0.5 /* seconds without accepting when out of descriptors */
 
 /* Opens a non-blocking listening socket on a; returns the fd or -1 (errno). */
 static int bind_socket(const struct addr *a, int reuseport)
@@ -58,6 +59,7 @@ static void lsock_free(struct sidecar *sc, struct lsock *ls)
 		if (c->ls == ls)
 			c->ls = NULL; /* connections outlive their listener */
 	ev_io_stop(sc->loop, &ls->io);
+	ev_timer_stop(sc->loop, &ls->pause);
 	if (ls->fd >= 0)
 		close(ls->fd);
 	free(ls->name);
@@ -98,6 +100,27 @@ static int inherited_socket(struct sidecar *sc, const struct addr *a)
 	return -1;
 }
 
+static void pause_over(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lsock *ls = w->data;
+	(void)revents;
+	ev_io_start(loop, &ls->io);
+}
+
+void listener_pause(struct lsock *ls, int err)
+{
+	struct sidecar *sc = ls->sc;
+	if (ev_is_active(&ls->pause))
+		return;
+	ev_io_stop(sc->loop, &ls->io);
+	ev_timer_set(&ls->pause, ACCEPT_PAUSE, 0.);
+	ev_timer_start(sc->loop, &ls->pause);
+	log_err("%s=%s accept paused for %.1fs: %s (%s)", ls->kind == LSOCK_LISTEN ? "listen" : "connect", ls->name,
+		ACCEPT_PAUSE,
+		err == EMFILE ? "reached process FD limit" : err == ENFILE ? "reached system FD limit" : "out of kernel memory",
+		strerror(err));
+}
+
 static int add_new(struct sidecar *sc, enum lsock_kind kind, const struct addr *a, const char *name,
 		   unsigned line, const char *file, struct diag *d)
 {
@@ -121,6 +144,8 @@ static int add_new(struct sidecar *sc, enum lsock_kind kind, const struct addr *
 	ls->name = xstrdup(name);
 	ev_io_init(&ls->io, kind == LSOCK_LISTEN ? conn_accept_tls : conn_accept_plain, fd, EV_READ);
 	ls->io.data = ls;
+	ev_init(&ls->pause, pause_over);
+	ls->pause.data = ls;
 	ls->next = sc->lsocks;
 	sc->lsocks = ls;
 	return 0;

@@ -22,6 +22,9 @@ int listeners_prepare(struct sidecar *sc, struct gen *g, struct diag *d);
 void listeners_commit(struct sidecar *sc, int verbose, char *what, size_t whatsz);
 /* Undoes the last listeners_prepare() that succeeded (another worker's failed). */
 void listeners_rollback(struct sidecar *sc);
+/* Stops accepting on ls for a moment after accept() failed with err
+ * (EMFILE, ENFILE: out of descriptors), with one log line. */
+void listener_pause(struct lsock *ls, int err);
 /* Stops and closes every listening socket (shutdown). */
 void listeners_close_all(struct sidecar *sc);
 

@@ -21,6 +21,8 @@
 
 #include "conn.h"
 #include "flow.h"
+#include "ipcount.h"
+#include "fdlimit.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -54,6 +56,8 @@ static int check_config(const char *path)
 {
 	struct diag d = { 0 }, w = { 0 };
 	struct config *cfg = config_load(path, &d);
+	if (cfg)
+		limits_clamp(cfg, 1, &w); /* the daemon raises its soft limit to the hard one */
 	struct gen *g = cfg ? gen_build(cfg, &d, &w) : NULL;
 	struct diag e = { 0 };
 	if (g)
@@ -220,20 +224,6 @@ static void on_daily(struct ev_loop *loop, ev_timer *w, int revents)
 	sidecar_expiry_report(w->data);
 }
 
-static void raise_nofile(unsigned long want)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	rlim_t need = (rlim_t)want * 2 + 64;
-	if (rl.rlim_cur >= need)
-		return;
-	rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
-		log_warn("open files limit %llu is below what max-connections = %lu needs (%llu)",
-			 (unsigned long long)rl.rlim_cur, want, (unsigned long long)need);
-}
-
 static int write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -256,6 +246,7 @@ static int sidecar_exit(struct sidecar *sc, int code)
 	flow_stop(sc);
 	status_close(sc);
 	tallies_free(sc->tallies);
+	ipcount_free(sc->ipcount);
 	gen_unref(sc->gen);
 	gnutls_free(sc->ticket_key.data);
 	free(sc->scratch);
@@ -324,10 +315,17 @@ int main(int argc, char **argv)
 	}
 	topo_key_init(&sc.flow_kctx, sc.flow_key);
 	sc.ninherited = sdn_listen_fds(sc.inherited, (int)(sizeof sc.inherited / sizeof sc.inherited[0]));
+	/* every descriptor the hard limit allows, before max-connections is
+	 * judged against it (and clamped if it still does not fit) */
+	(void)limits_raise_nofile();
+	sc.ipcount = ipcount_new();
+	if (!sc.ipcount) {
+		log_err("cannot set up the per-address connection count");
+		return sidecar_exit(&sc, 1);
+	}
 	if (sidecar_load_initial(&sc) < 0)
 		return sidecar_exit(&sc, 1);
 	const struct config *cfg = sc.gen->cfg;
-	raise_nofile(cfg->max_connections);
 	if (cfg->pid_file && write_pid_file(cfg->pid_file) < 0)
 		return sidecar_exit(&sc, 1);
 	if (drop_privileges(cfg) < 0)

@@ -26,7 +26,8 @@ const char *const metrics_reasons[METRICS_NREASONS] = {
 	"expired", "not yet valid", "unknown ca", "revoked", "name mismatch", "not allowed", "no certificate",
 	"bad key usage", "handshake timeout", "too many connections", "message too large", "malformed message",
 	"handshake failed", "renegotiation refused", "stale crl", "chain too long", "weak key", "weak signature",
-	"malformed name", "other",
+	"malformed name", "handshake too large", "message timeout", "too many connections from address",
+	"records too small", "other",
 };
 
 _Static_assert(METRICS_NREASONS <= TALLY_NREASONS, "tally.h: room for every reason word");

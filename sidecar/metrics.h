@@ -10,7 +10,7 @@
 
 /* The reason words counted separately (INTERFACE.md), plus "other". */
 extern const char *const metrics_reasons[];
-#define METRICS_NREASONS 20
+#define METRICS_NREASONS 24
 
 /* Counts one refusal under its reason word; returns the word's index. */
 size_t metrics_refused(struct sidecar *sc, const char *reason);

@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "flow.h"
+#include "fdlimit.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,7 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 	struct config *cfg = config_load(sc->conf_path, d);
 	if (!cfg)
 		return NULL;
+	limits_clamp(cfg, 0, &w);
 	struct gen *g = gen_build(cfg, d, &w);
 	if (g && sc->gen && (strcmp(g->cfg->flow_host, sc->gen->cfg->flow_host) ||
 			     g->cfg->flow_port != sc->gen->cfg->flow_port)) {

@@ -386,6 +386,7 @@ static void test_good_minimal(void)
 	ok(c->idle_timeout == 3900, "idle-timeout defaults to 3900 s, past a 3600 s registration (%g)", c->idle_timeout);
 	ok(c->shutdown_timeout == 5, "shutdown-timeout defaults to 5 s (%g)", c->shutdown_timeout);
 	is_int(65536, (long long)c->max_message_size, "max-message-size defaults to 65536");
+	ok(c->message_timeout == 30, "message-timeout defaults to 30 s (%g)", c->message_timeout);
 	is_int(0, (long long)c->workers, "workers defaults to 0 (number of CPUs)");
 	is_int(1, (long long)c->nlisten, "one [listen]");
 	is_int(1, (long long)c->nconnect, "one [connect]");
@@ -408,6 +409,29 @@ static void test_good_minimal(void)
 	is_str("X-Server", k->identity_header, "connect identity-header");
 	is_str("NORMAL", k->tls_priority, "connect tls-priority");
 	ok(k->cert.n == 0 && k->key.n == 0, "connect without a client certificate");
+	config_free(c);
+}
+
+static void test_good_limits(void)
+{
+	const char *f = dpath("good-limits.conf");
+	struct diag d = { 0 };
+	struct config *c = config_load(f, &d);
+	ok(c != NULL, "good-limits.conf loads");
+	for (size_t i = 0; i < d.n; i++)
+		diag("%s", d.msg[i]);
+	diag_free(&d);
+	if (!c || c->nlisten != 5)
+		bail("good-limits.conf does not load as 5 listeners");
+	ok(c->message_timeout == 2.5, "message-timeout = 2500ms -> 2.5 s (%g)", c->message_timeout);
+	is_int(DEFAULT_MAX_CONNS_PER_IP, (long long)c->listen[0].max_conns_per_ip,
+	       "max-connections-per-ip defaults to 100 with client-auth = none");
+	is_int(0, (long long)c->listen[1].max_conns_per_ip,
+	       "max-connections-per-ip defaults to unlimited (0) with client-auth = require");
+	is_int(DEFAULT_MAX_CONNS_PER_IP, (long long)c->listen[2].max_conns_per_ip,
+	       "max-connections-per-ip defaults to 100 with client-auth = optional");
+	is_int(50, (long long)c->listen[3].max_conns_per_ip, "max-connections-per-ip = 50 on an MTLS listener");
+	is_int(0, (long long)c->listen[4].max_conns_per_ip, "max-connections-per-ip = unlimited -> 0");
 	config_free(c);
 }
 
@@ -495,6 +519,7 @@ static const struct bad {
 	{ "bad-verify-depth.conf", 6, "invalid verify-depth '0' (1 to 15)", 1 },
 	{ "bad-ocsp-before-cert.conf", 5, "ocsp-response must follow the 'cert' it is for", 1 },
 	{ "bad-ocsp-twice.conf", 7, "certificate a.pem already has an ocsp-response (line 6)", 1 },
+	{ "bad-per-ip.conf", 7, "invalid max-connections-per-ip '0' (a number from 1, or unlimited)", 1 },
 };
 
 static void test_bad_one(const struct bad *b)
@@ -668,6 +693,7 @@ int main(void)
 	test_hostport_split();
 	test_good_full();
 	test_good_minimal();
+	test_good_limits();
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		test_bad_one(&bad[i]);
 	test_missing_file();
