@@ -9,6 +9,7 @@
 #define SIDECAR_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -43,6 +44,9 @@ struct listen_conf {
 	char *advertise_host;          /* public host of this listener; NULL: from the certificate */
 	unsigned advertise_port;       /* 0: the bind port */
 	int topology;                  /* 1 (default): translate addresses (needs sip_framing) */
+	uint32_t *bsrc;                /* backend-source: IPv4 loopback sources (host order), or NULL */
+	size_t nbsrc;
+	unsigned bsrc_line;
 };
 
 struct connect_conf {
@@ -61,6 +65,9 @@ struct connect_conf {
 	int sip_framing;
 	int topology;                  /* 1 (default): translate the legacy server's addresses */
 };
+
+/* backend-source: at most this many addresses per [listen]. */
+#define BSRC_MAX 256
 
 struct trust_conf {
 	char *name;
@@ -90,6 +97,8 @@ struct config {
 	char *flow_host;               /* loopback address of the flow listeners (default 127.0.0.1) */
 	unsigned flow_port;            /* first port (one per worker); 0: chosen by the system */
 	double registration_margin;    /* a registered flow outlives its binding by this much */
+	char *ticket_key_file;         /* session ticket keys shared by a farm (tickets.h); NULL: per start */
+	unsigned ticket_key_line;
 	struct listen_conf *listen;
 	size_t nlisten;
 	struct connect_conf *connect;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "resolver.h"
+#include "tickets.h"
 
 #define READ_BUDGET 16          /* reads per callback, for fairness */
 #define MAX_IOV 64
@@ -1274,7 +1275,7 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 		if (r >= 0)
 			r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, lg->cred);
 		if (r >= 0)
-			r = gnutls_session_ticket_enable_server(c->tls, &sc->ticket_key);
+			r = tkeys_enable(c->tls, c->gen->tkeys, &sc->ticket_key);
 		if (r < 0) {
 			log_err("listen=%s peer=%s cannot set up TLS: %s", ls->name, peer.text, gnutls_strerror(r));
 			conn_close(c, "setup failed");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tickets.h"
 #include "tls.h"
 
 /* Priority suffix that keeps every listener at TLS 1.2 or newer. */
@@ -464,6 +465,9 @@ struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w)
 	for (size_t i = 0; i < cfg->nconnect; i++)
 		if (build_connect(g, i, d, w) < 0)
 			bad = 1;
+	if (cfg->ticket_key_file &&
+	    !(g->tkeys = tkeys_load(cfg->ticket_key_file, cfg->file, cfg->ticket_key_line, d, w)))
+		bad = 1;
 	/* [connect]: the legacy server's own address, as the first [listen]
 	 * knows it, goes out as that listener's advertised one */
 	for (size_t i = 0; i < cfg->nconnect && cfg->nlisten && !bad; i++) {
@@ -519,6 +523,7 @@ static void gen_free(struct gen *g)
 	free(g->trust_tl);
 	free(g->listen);
 	free(g->connect);
+	tkeys_free(g->tkeys);
 	config_free(cfg);
 	free(g);
 }

@@ -18,6 +18,8 @@
 #include "util.h"
 #include "verify.h"
 
+struct tkeys;
+
 /* Facts about one loaded certificate, for "reload ok" and expiry warnings. */
 struct certinfo {
 	char *file;
@@ -62,6 +64,7 @@ struct gen {
 	gnutls_x509_trust_list_t *trust_tl; /* one per [trust] */
 	struct certinfo *certs;
 	size_t ncerts;
+	struct tkeys *tkeys;              /* ticket-key-file (tickets.h), or NULL */
 };
 
 /*
