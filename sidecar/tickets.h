@@ -27,10 +27,17 @@
 #define TKEY_SIZE 64  /* GnuTLS's session ticket master key */
 #define TKEY_MAX 16   /* keys in one file */
 
+struct tnames;
+
 struct tkeys {
 	size_t n;                          /* >= 1 */
 	unsigned char key[TKEY_MAX][TKEY_SIZE]; /* oldest first; key[n - 1] seals */
 	unsigned line[TKEY_MAX];           /* where each key is in the file */
+	/* The only part that changes after loading: the keys' names in the
+	 * current period (and the previous one), computed once per period by
+	 * whichever loop needs them first and published atomically; earlier
+	 * periods' names stay chained until tkeys_free. */
+	struct tnames *names;
 };
 
 /*

@@ -169,25 +169,33 @@ static void test_file(void)
 
 static void test_match(void)
 {
-	struct tkeys k = { .n = 2 };
-	if (gnutls_rnd(GNUTLS_RND_RANDOM, k.key, sizeof k.key) < 0)
+	struct tkeys *k = xcalloc(1, sizeof *k);
+	k->n = 2;
+	if (gnutls_rnd(GNUTLS_RND_RANDOM, k->key, sizeof k->key) < 0)
 		bail("gnutls_rnd");
 	long long now = 1800000000LL; /* some time in 2027 */
 	unsigned long long t = (unsigned long long)now / 64800;
 	unsigned char ticket[40] = { 0 };
-	tkeys_name(k.key[0], t, ticket);
-	is_int(0, tkeys_match(&k, ticket, sizeof ticket, now), "older key, this period");
-	tkeys_name(k.key[0], t - 1, ticket);
-	is_int(0, tkeys_match(&k, ticket, sizeof ticket, now), "older key, the period before");
-	tkeys_name(k.key[0], t - 2, ticket);
-	is_int(-1, tkeys_match(&k, ticket, sizeof ticket, now), "older key, two periods ago: none");
-	tkeys_name(k.key[1], t, ticket);
-	is_int(1, tkeys_match(&k, ticket, sizeof ticket, now), "newest key");
-	is_int(-1, tkeys_match(&k, ticket, 15, now), "shorter than a key name: none");
+	tkeys_name(k->key[0], t, ticket);
+	is_int(0, tkeys_match(k, ticket, sizeof ticket, now), "older key, this period");
+	tkeys_name(k->key[0], t - 1, ticket);
+	is_int(0, tkeys_match(k, ticket, sizeof ticket, now), "older key, the period before");
+	tkeys_name(k->key[0], t - 2, ticket);
+	is_int(-1, tkeys_match(k, ticket, sizeof ticket, now), "older key, two periods ago: none");
+	tkeys_name(k->key[1], t, ticket);
+	is_int(1, tkeys_match(k, ticket, sizeof ticket, now), "newest key");
+	is_int(-1, tkeys_match(k, ticket, 15, now), "shorter than a key name: none");
 	unsigned char a[16], b[16];
-	tkeys_name(k.key[0], t, a);
-	tkeys_name(k.key[0], t + 1, b);
+	tkeys_name(k->key[0], t, a);
+	tkeys_name(k->key[0], t + 1, b);
 	ok(memcmp(a, b, 16) != 0, "names change with the period");
+	/* names are cached per period: the same answers a second time round */
+	tkeys_name(k->key[0], t, ticket);
+	is_int(0, tkeys_match(k, ticket, sizeof ticket, now), "older key, this period, again (cached)");
+	is_int(-1, tkeys_match(k, ticket, sizeof ticket, now + 2 * 64800), "... not two periods later");
+	is_int(0, tkeys_match(k, ticket, sizeof ticket, now + 64800), "... but the period after");
+	is_int(0, tkeys_match(k, ticket, sizeof ticket, now), "... and in its own period once more");
+	tkeys_free(k);
 }
 
 /* ---- real sessions ---- */
@@ -297,35 +305,38 @@ static void copy_sess(gnutls_datum_t *dst, const gnutls_datum_t *src)
 
 static void test_sessions(const char *what, const char *prio)
 {
-	struct tkeys k1 = { .n = 1 }, k12 = { .n = 2 }, k2 = { .n = 1 }, k02 = { .n = 2 };
+	struct tkeys *p1 = xcalloc(1, sizeof *p1), *p12 = xcalloc(1, sizeof *p12), *p2 = xcalloc(1, sizeof *p2),
+		     *p02 = xcalloc(1, sizeof *p02);
+	p1->n = p2->n = 1;
+	p12->n = p02->n = 2;
 	unsigned char key1[TKEY_SIZE], key2[TKEY_SIZE], key0[TKEY_SIZE];
 	if (gnutls_rnd(GNUTLS_RND_KEY, key1, sizeof key1) < 0 || gnutls_rnd(GNUTLS_RND_KEY, key2, sizeof key2) < 0 ||
 	    gnutls_rnd(GNUTLS_RND_KEY, key0, sizeof key0) < 0)
 		bail("gnutls_rnd");
-	memcpy(k1.key[0], key1, TKEY_SIZE);
-	memcpy(k12.key[0], key1, TKEY_SIZE);
-	memcpy(k12.key[1], key2, TKEY_SIZE);
-	memcpy(k2.key[0], key2, TKEY_SIZE);
-	memcpy(k02.key[0], key0, TKEY_SIZE);
-	memcpy(k02.key[1], key2, TKEY_SIZE);
+	memcpy(p1->key[0], key1, TKEY_SIZE);
+	memcpy(p12->key[0], key1, TKEY_SIZE);
+	memcpy(p12->key[1], key2, TKEY_SIZE);
+	memcpy(p2->key[0], key2, TKEY_SIZE);
+	memcpy(p02->key[0], key0, TKEY_SIZE);
+	memcpy(p02->key[1], key2, TKEY_SIZE);
 	gnutls_datum_t sess = { NULL, 0 }, sess1 = { NULL, 0 }, fb = { NULL, 0 }, fb2 = { NULL, 0 };
 
-	is_int(0, connect_once(&k1, NULL, prio, &sess), "%s: first connection: full handshake", what);
+	is_int(0, connect_once(p1, NULL, prio, &sess), "%s: first connection: full handshake", what);
 	if (!sess.data)
 		bail("no session");
 	copy_sess(&sess1, &sess);
-	is_int(1, connect_once(&k1, NULL, prio, &sess), "%s: same key: resumed", what);
+	is_int(1, connect_once(p1, NULL, prio, &sess), "%s: same key: resumed", what);
 	/* rotation: key2 is the newest; key1's tickets still open */
 	copy_sess(&sess, &sess1);
-	is_int(1, connect_once(&k12, NULL, prio, &sess), "%s: after a rotation, a ticket of the older key resumes",
+	is_int(1, connect_once(p12, NULL, prio, &sess), "%s: after a rotation, a ticket of the older key resumes",
 	       what);
 	copy_sess(&sess, &sess1);
-	is_int(0, connect_once(&k2, NULL, prio, &sess), "%s: key1 no longer in the set: full handshake", what);
-	is_int(1, connect_once(&k2, NULL, prio, &sess), "%s: ... whose ticket (newest key) resumes", what);
+	is_int(0, connect_once(p2, NULL, prio, &sess), "%s: key1 no longer in the set: full handshake", what);
+	is_int(1, connect_once(p2, NULL, prio, &sess), "%s: ... whose ticket (newest key) resumes", what);
 	gnutls_free(sess.data);
 	sess.data = gnutls_malloc(sess1.size);
 	copy_sess(&sess, &sess1);
-	is_int(0, connect_once(&k02, NULL, prio, &sess), "%s: another older key does not open it", what);
+	is_int(0, connect_once(p02, NULL, prio, &sess), "%s: another older key does not open it", what);
 
 	/* no key file: the per-start key, as before */
 	if (gnutls_session_ticket_key_generate(&fb) < 0 || gnutls_session_ticket_key_generate(&fb2) < 0)
@@ -339,6 +350,10 @@ static void test_sessions(const char *what, const char *prio)
 	gnutls_free(sess1.data);
 	gnutls_free(fb.data);
 	gnutls_free(fb2.data);
+	tkeys_free(p1);
+	tkeys_free(p12);
+	tkeys_free(p2);
+	tkeys_free(p02);
 }
 
 int main(void)
