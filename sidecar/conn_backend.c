@@ -114,6 +114,7 @@ static int backend_socket(struct conn *c, const struct listen_conf *lc, int *now
 		errno = err;
 		return -1;
 	}
+	*why = "every backend-source address: ";
 	errno = err;
 	return -1;
 }
