@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 
 #include "config.h"
 #include "log.h"
@@ -31,6 +32,8 @@ struct parse {
 	size_t nseen;
 	int bad_section; /* the last section header was refused */
 };
+
+static char *trim(char *s);
 
 typedef int (*key_fn)(struct parse *p, void *field, const char *val);
 
@@ -360,6 +363,71 @@ static int set_ocsp(struct parse *p, void *field, const char *val)
 	return set_list(p, &l->ocsp, val);
 }
 
+static int set_ticket_key_file(struct parse *p, void *field, const char *val)
+{
+	p->cfg->ticket_key_line = p->line;
+	return set_str(p, field, val);
+}
+
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
+/* One IPv4 address of 127.0.0.0/8, in host order. */
+static int loopback4(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return (*out >> 24) == 127 ? 0 : -1;
+}
+
+/*
+ * backend-source: "A-B" (a range) or "A, B, ..." (a list, items may be
+ * ranges), IPv4 loopback addresses only: IPv6 has one loopback address.
+ */
+static int set_backend_source(struct parse *p, void *field, const char *val)
+{
+	struct listen_conf *l = p->obj;
+	char *copy = xstrdup(val), *save = NULL;
+	const char *why = NULL;
+	(void)field;
+	free(l->bsrc);
+	l->bsrc = NULL;
+	l->nbsrc = 0;
+	l->bsrc_line = p->line;
+	for (char *item = strtok_r(copy, ",", &save); item && !why; item = strtok_r(NULL, ",", &save)) {
+		char *dash = strchr(item, '-');
+		if (dash)
+			*dash = '\0';
+		char *a = trim(item), *b = dash ? trim(dash + 1) : a;
+		uint32_t lo, hi;
+		if (loopback4(a, &lo) < 0 || loopback4(b, &hi) < 0)
+			why = "not an IPv4 loopback address (127.x.y.z)";
+		else if (hi < lo)
+			why = "a range must go upwards";
+		else if (hi - lo >= BSRC_MAX || l->nbsrc + (hi - lo) + 1 > BSRC_MAX)
+			why = "more than " XSTR(BSRC_MAX) " addresses";
+		for (uint64_t v = lo; !why && v <= hi; v++) {
+			for (size_t i = 0; i < l->nbsrc && !why; i++)
+				if (l->bsrc[i] == (uint32_t)v)
+					why = "an address given twice";
+			l->bsrc = xrealloc(l->bsrc, (l->nbsrc + 1) * sizeof *l->bsrc);
+			l->bsrc[l->nbsrc++] = (uint32_t)v;
+		}
+	}
+	free(copy);
+	if (!why && l->nbsrc == 0)
+		why = "no address";
+	if (why) {
+		diag_add(p->d, p->file, p->line,
+			 "invalid backend-source '%s': %s (use e.g. 127.0.0.2-127.0.0.9, or a list 127.0.0.2, 127.0.0.3)",
+			 val, why);
+		return -1;
+	}
+	return 0;
+}
+
 #define G(f) offsetof(struct config, f)
 #define L(f) offsetof(struct listen_conf, f)
 #define C(f) offsetof(struct connect_conf, f)
@@ -383,6 +451,7 @@ static const struct key keys[] = {
 	{ SEC_GLOBAL, "workers", set_count, G(workers), 0 },
 	{ SEC_GLOBAL, "flow-bind", set_flow_bind, 0, 0 },
 	{ SEC_GLOBAL, "registration-margin", set_duration, G(registration_margin), 0 },
+	{ SEC_GLOBAL, "ticket-key-file", set_ticket_key_file, G(ticket_key_file), 0 },
 
 	{ SEC_LISTEN, "bind", set_listen_bind, L(bind), 0 },
 	{ SEC_LISTEN, "backend", set_listen_backend, L(backend), 0 },
@@ -403,6 +472,7 @@ static const struct key keys[] = {
 	{ SEC_LISTEN, "verify-depth", set_depth, L(verify_depth), 0 },
 	{ SEC_LISTEN, "ocsp-response", set_ocsp, 0, 1 },
 	{ SEC_LISTEN, "max-connections-per-ip", set_per_ip, L(max_conns_per_ip), 0 },
+	{ SEC_LISTEN, "backend-source", set_backend_source, 0, 0 },
 
 	{ SEC_CONNECT, "bind", set_connect_bind, C(bind), 0 },
 	{ SEC_CONNECT, "server", set_server, 0, 0 },
@@ -630,6 +700,12 @@ static void config_check(struct parse *p)
 			if (l->bind.text[0] && !strcmp(cfg->listen[j].bind.text, l->bind.text))
 				diag_add(p->d, f, l->bind_line, "address %s is already bound by [listen %s]",
 					 l->bind.text, cfg->listen[j].name);
+		if (l->nbsrc && l->backend_line &&
+		    (l->backend.ss.ss_family != AF_INET ||
+		     (ntohl(((struct sockaddr_in *)&l->backend.ss)->sin_addr.s_addr) >> 24) != 127))
+			diag_add(p->d, f, l->bsrc_line,
+				 "backend-source needs an IPv4 loopback backend (127.x.y.z:PORT), not %s",
+				 l->backend.text);
 	}
 	for (size_t i = 0; i < cfg->nconnect; i++) {
 		struct connect_conf *c = &cfg->connect[i];
@@ -757,6 +833,7 @@ void config_free(struct config *cfg)
 		free(l->identity_header);
 		free(l->tls_priority);
 		free(l->advertise_host);
+		free(l->bsrc);
 	}
 	for (size_t i = 0; i < cfg->nconnect; i++) {
 		struct connect_conf *c = &cfg->connect[i];
@@ -788,5 +865,6 @@ void config_free(struct config *cfg)
 	free(cfg->metrics);
 	free(cfg->status_socket);
 	free(cfg->flow_host);
+	free(cfg->ticket_key_file);
 	free(cfg);
 }

@@ -9,6 +9,7 @@
 #define SIDECAR_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -49,6 +50,9 @@ struct listen_conf {
 	size_t *ocsp_cert;             /* ... and the index in cert of the one each is for */
 	unsigned long max_conns_per_ip; /* open connections from one address; 0: unlimited */
 	int max_conns_per_ip_set;      /* given in the file (else the default by client-auth) */
+	uint32_t *bsrc;                /* backend-source: IPv4 loopback sources (host order), or NULL */
+	size_t nbsrc;
+	unsigned bsrc_line;
 };
 
 struct connect_conf {
@@ -69,6 +73,9 @@ struct connect_conf {
 	int crl_stale_warn;            /* crl-stale: 0 refuse (default), 1 warn */
 	unsigned verify_depth;         /* intermediate CAs the server chain may hold; 0: default */
 };
+
+/* backend-source: at most this many addresses per [listen]. */
+#define BSRC_MAX 256
 
 struct trust_conf {
 	char *name;
@@ -99,6 +106,8 @@ struct config {
 	char *flow_host;               /* loopback address of the flow listeners (default 127.0.0.1) */
 	unsigned flow_port;            /* first port (one per worker); 0: chosen by the system */
 	double registration_margin;    /* a registered flow outlives its binding by this much */
+	char *ticket_key_file;         /* session ticket keys shared by a farm (tickets.h); NULL: per start */
+	unsigned ticket_key_line;
 	struct listen_conf *listen;
 	size_t nlisten;
 	struct connect_conf *connect;

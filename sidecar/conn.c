@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "resolver.h"
+#include "tickets.h"
 
 #define READ_BUDGET 16          /* reads per callback, for fairness */
 #define MAX_IOV 64
@@ -1424,7 +1425,7 @@ void conn_accept_tls(struct ev_loop *loop, ev_io *w, int revents)
 		if (r >= 0) /* tickets bound to this listener (tls.h) */
 			r = tls_ticket_key(&sc->ticket_key, lg->conf, tkbuf, &tkey);
 		if (r >= 0)
-			r = gnutls_session_ticket_enable_server(c->tls, &tkey);
+			r = lg->tkeys ? tkeys_enable(c->tls, lg->tkeys, NULL) : gnutls_session_ticket_enable_server(c->tls, &tkey);
 		if (r < 0) {
 			log_err("listen=%s peer=%s cannot set up TLS: %s", ls->name, peer.text, gnutls_strerror(r));
 			conn_close(c, "setup failed");

@@ -7,6 +7,7 @@
 #include <autoconf.h>
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,26 +59,85 @@ static void proxy_header(struct conn *c)
 		buf_append(&c->to_plain, hdr, n);
 }
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/*
+ * A socket to the backend with connect() started, from the next address of
+ * backend-source (round robin per loop) when the listener has one. A source
+ * whose ports toward the backend are all taken (EADDRNOTAVAIL) hands over to
+ * the next. Returns the socket (*now set when connected at once), or -1
+ * with errno set and *why naming what failed.
+ */
+static int backend_socket(struct conn *c, const struct listen_conf *lc, int *now, const char **why)
+{
+	size_t n = lc->nbsrc ? lc->nbsrc : 1;
+	size_t first = lc->nbsrc ? c->sc->bsrc_next++ % lc->nbsrc : 0;
+	int err = 0;
+	*now = 0;
+	*why = "";
+	for (size_t k = 0; k < n; k++) {
+		int fd = socket(lc->backend.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		tune_socket(fd);
+		if (lc->nbsrc) {
+			/* the port is chosen at connect(), per destination:
+			 * without this, bind() would take one for good */
+			int one = 1;
+			struct sockaddr_in src = { .sin_family = AF_INET };
+			src.sin_addr.s_addr = htonl(lc->bsrc[(first + k) % lc->nbsrc]);
+			if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0 ||
+			    bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+				err = errno;
+				close(fd);
+				*why = "backend-source: ";
+				if (err == EADDRINUSE || err == EADDRNOTAVAIL)
+					continue;
+				errno = err;
+				return -1;
+			}
+		}
+		if (connect(fd, (struct sockaddr *)&lc->backend.ss, lc->backend.len) == 0) {
+			*now = 1;
+			return fd;
+		}
+		if (errno == EINPROGRESS)
+			return fd;
+		err = errno;
+		close(fd);
+		if (lc->nbsrc && (err == EADDRNOTAVAIL || err == EADDRINUSE)) {
+			*why = "every backend-source address: ";
+			continue;
+		}
+		errno = err;
+		return -1;
+	}
+	*why = "every backend-source address: ";
+	errno = err;
+	return -1;
+}
+
 void backend_connect(struct conn *c)
 {
 	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
-	int fd = socket(lc->backend.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int now;
+	const char *why;
+	int fd = backend_socket(c, lc, &now, &why);
 	if (fd < 0) {
-		backend_failed(c, strerror(errno));
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s%s", why, strerror(errno));
+		backend_failed(c, msg);
 		return;
 	}
-	tune_socket(fd);
 	c->pfd = fd;
 	ev_io_init(&c->pio, pio_cb, fd, EV_WRITE);
 	c->pio.data = c;
 	if (lc->proxy_protocol == PROXY_V2)
 		proxy_header(c);
-	if (connect(fd, (struct sockaddr *)&lc->backend.ss, lc->backend.len) == 0) {
+	if (now) {
 		start_relay(c);
-		return;
-	}
-	if (errno != EINPROGRESS) {
-		backend_failed(c, strerror(errno));
 		return;
 	}
 	c->state = CS_CONNECTING;

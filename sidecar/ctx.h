@@ -97,6 +97,7 @@ struct sidecar {
 	int exit_code;
 	double last_refuse_log;
 	unsigned long refuse_suppressed;
+	unsigned long bsrc_next;    /* round robin over backend-source addresses */
 	char last_reload[256];
 	time_t loaded_at;           /* main: when the configuration in force was loaded */
 	struct stats st;

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "status.h"
 #include "reload.h"
+#include "tickets.h"
 #include "sdnotify.h"
 #include "workers.h"
 
@@ -54,6 +55,9 @@ static struct gen *build(struct sidecar *sc, struct diag *d)
 	}
 	if (g)
 		gen_set_flow_key(g, &sc->flow_kctx);
+	if (g && g->tkeys)
+		log_info("ticket keys: %zu from %s, the newest (line %u) seals new tickets", g->tkeys->n,
+			 g->cfg->ticket_key_file, g->tkeys->line[g->tkeys->n - 1]);
 	for (size_t i = 0; i < w.n; i++)
 		log_warn("%s", w.msg[i]);
 	diag_free(&w);

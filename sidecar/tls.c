@@ -18,7 +18,11 @@
 
 #include "log.h"
 #include "rsasign.h"
+#include "tickets.h"
 #include "tls.h"
+
+_Static_assert(TKEY_SIZE == TLS_TICKET_KEY_SIZE, "one size of ticket master key");
+static struct tkeys *listener_tkeys(const struct tkeys *farm, const struct listen_conf *lc);
 
 /* Priority suffix that keeps every listener at TLS 1.2 or newer. */
 #define TLS_FLOOR ":-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL"
@@ -681,6 +685,15 @@ struct gen *gen_build(struct config *cfg, struct diag *d, struct diag *w)
 	for (size_t i = 0; i < cfg->nconnect; i++)
 		if (build_connect(g, i, d, w) < 0)
 			bad = 1;
+	if (cfg->ticket_key_file &&
+	    !(g->tkeys = tkeys_load(cfg->ticket_key_file, cfg->file, cfg->ticket_key_line, d, w)))
+		bad = 1;
+	for (size_t i = 0; i < cfg->nlisten && g->tkeys; i++)
+		if (!(g->listen[i].tkeys = listener_tkeys(g->tkeys, &cfg->listen[i]))) {
+			diag_add(d, cfg->file, cfg->ticket_key_line, "cannot derive the ticket keys of [listen %s]",
+				 cfg->listen[i].name);
+			bad = 1;
+		}
 	/* [connect]: the legacy server's own address, as the first [listen]
 	 * knows it, goes out as that listener's advertised one */
 	for (size_t i = 0; i < cfg->nconnect && cfg->nlisten && !bad; i++) {
@@ -706,11 +719,33 @@ static void crlinfo_free(struct verify_crl *v, size_t n)
 	free(v);
 }
 
+/* The farm's keys as one listener uses them: each derived from the file's
+ * key as the per-start key is (tls_ticket_key), so a ticket opens only on a
+ * listener of the same name and client-auth, on any host with the file. */
+static struct tkeys *listener_tkeys(const struct tkeys *farm, const struct listen_conf *lc)
+{
+	struct tkeys *k = xcalloc(1, sizeof *k);
+	k->n = farm->n;
+	memcpy(k->line, farm->line, sizeof k->line);
+	for (size_t i = 0; i < farm->n; i++) {
+		unsigned char buf[TLS_TICKET_KEY_SIZE];
+		gnutls_datum_t master = { (unsigned char *)farm->key[i], TKEY_SIZE }, out;
+		if (tls_ticket_key(&master, lc, buf, &out) < 0) {
+			tkeys_free(k);
+			return NULL;
+		}
+		memcpy(k->key[i], out.data, TKEY_SIZE);
+		gnutls_memset(buf, 0, sizeof buf);
+	}
+	return k;
+}
+
 static void gen_free(struct gen *g)
 {
 	struct config *cfg = g->cfg;
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		struct lgen *lg = &g->listen[i];
+		tkeys_free(lg->tkeys);
 		if (lg->cred)
 			gnutls_certificate_free_credentials(lg->cred);
 		if (lg->prio)
@@ -754,6 +789,7 @@ static void gen_free(struct gen *g)
 	free(g->trust_tl);
 	free(g->listen);
 	free(g->connect);
+	tkeys_free(g->tkeys);
 	config_free(cfg);
 	free(g);
 }

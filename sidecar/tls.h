@@ -18,6 +18,8 @@
 #include "util.h"
 #include "verify.h"
 
+struct tkeys;
+
 /* Facts about one loaded certificate, for "reload ok" and expiry warnings. */
 struct certinfo {
 	char *file;
@@ -46,6 +48,7 @@ struct lgen {                       /* one [listen] */
 	size_t nown_crls;
 	struct trust_set *sets;
 	size_t nsets;
+	struct tkeys *tkeys;              /* ticket-key-file's keys bound to this listener, or NULL */
 	struct staple *staples;           /* one per ocsp-response that is stapled */
 	size_t nstaples;
 	struct verify_policy policy;
@@ -79,6 +82,7 @@ struct gen {
 	size_t *ntrust_crls;                /* ... of this many */
 	struct certinfo *certs;
 	size_t ncerts;
+	struct tkeys *tkeys;              /* ticket-key-file (tickets.h), or NULL */
 };
 
 /*

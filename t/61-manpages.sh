@@ -79,12 +79,12 @@ documents sip-sidecar.8 "exit statuses and files" \
 documents sip-sidecar.conf.5 "every [global] key" \
 	"user =" "group =" "log-level =" "max-connections =" "handshake-timeout =" \
 	"idle-timeout =" "shutdown-timeout =" "max-message-size =" "metrics =" \
-	"workers =" "pid-file =" "metrics-peers =" "status-socket ="
+	"workers =" "pid-file =" "metrics-peers =" "status-socket =" "ticket-key-file ="
 documents sip-sidecar.conf.5 "every [listen] key" \
 	"[listen NAME]" "bind =" "backend =" "cert =" "key =" "client-auth =" \
 	"ca =" "crl =" "allow-peer =" "trust =" "identity-header =" \
 	"proxy-protocol =" "tls-priority =" "sip-framing =" "crl-stale =" \
-	"verify-depth =" "ocsp-response ="
+	"verify-depth =" "ocsp-response =" "backend-source ="
 documents sip-sidecar.conf.5 "every [connect] and [trust] key" \
 	"[connect NAME]" "server =" "server-name =" "connect-timeout =" \
 	"[trust NAME]" "peer ="

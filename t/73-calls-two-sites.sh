@@ -484,6 +484,11 @@ bye() {
 diag "sites: A Kamailio ${K[a]} clients ${L[a]} peers ${P[a]} connect ${C[a]} flow ${F[a]};" \
 	"       B Kamailio ${K[b]} clients ${L[b]} peers ${P[b]} connect ${C[b]} flow ${F[b]}; first [listen]: $FIRST"
 
+# the mark before the UAs start (ua_start marks each UA's trace at 0): a UA
+# may register before the other has started
+for s in "${SITES[@]}"; do
+	SLOG_MARK[$s]=$(stat -c %s "$T_TMP/sidecar-$s.log")
+done
 ua_start alice 5060
 ua_start bob 5070
 mark_all

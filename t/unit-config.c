@@ -362,6 +362,36 @@ static void test_good_full(void)
 	config_free(c);
 }
 
+/* ticket-key-file and backend-source (a farm of hosts) */
+static void test_good_farm(void)
+{
+	struct diag d = { 0 };
+	struct config *c = config_load(dpath("good-farm.conf"), &d);
+	ok(c != NULL, "good-farm.conf loads");
+	for (size_t i = 0; i < d.n; i++)
+		diag("%s", d.msg[i]);
+	diag_free(&d);
+	if (!c || c->nlisten != 3)
+		bail("good-farm.conf does not load");
+	is_str("/etc/sip-sidecar/ticket.keys", c->ticket_key_file, "ticket-key-file");
+	is_int(4, c->ticket_key_line, "ticket-key-file: its line");
+	const struct listen_conf *a = &c->listen[0], *b = &c->listen[1];
+	is_int(8, (long long)a->nbsrc, "a range of 8 sources");
+	is_int(0x7f000002, a->bsrc[0], "... from 127.0.0.2");
+	is_int(0x7f000009, a->bsrc[7], "... to 127.0.0.9");
+	is_int(11, a->bsrc_line, "backend-source: its line");
+	is_int(4, (long long)b->nbsrc, "a list with a range in it: 4 sources");
+	ok(b->nbsrc == 4 && b->bsrc[0] == 0x7f000014 && b->bsrc[1] == 0x7f00001e && b->bsrc[2] == 0x7f00001f &&
+		   b->bsrc[3] == 0x7f000101,
+	   "... 127.0.0.20, 127.0.0.30, 127.0.0.31, 127.0.1.1 in order");
+	ok(c->listen[2].nbsrc == 0 && c->listen[2].bsrc == NULL, "no backend-source: none");
+	config_free(c);
+	c = config_load(dpath("good-minimal.conf"), &d);
+	ok(c && !c->ticket_key_file, "no ticket-key-file by default");
+	config_free(c);
+	diag_free(&d);
+}
+
 static void test_good_minimal(void)
 {
 	const char *f = dpath("good-minimal.conf");
@@ -440,6 +470,7 @@ static void test_good_limits(void)
 #define ADDR_HINT " (use IPv4:PORT or [IPv6]:PORT)"
 #define DUR_HINT " (use e.g. 500ms, 10s, 5m, 1h)"
 #define SIZE_HINT " (use e.g. 64k; at least 256)"
+#define BSRC_HINT " (use e.g. 127.0.0.2-127.0.0.9, or a list 127.0.0.2, 127.0.0.3)"
 
 /* crl-stale, verify-depth and ocsp-response: values and defaults. */
 static void test_good_edges(void)
@@ -520,6 +551,11 @@ static const struct bad {
 	{ "bad-ocsp-before-cert.conf", 5, "ocsp-response must follow the 'cert' it is for", 1 },
 	{ "bad-ocsp-twice.conf", 7, "certificate a.pem already has an ocsp-response (line 6)", 1 },
 	{ "bad-per-ip.conf", 7, "invalid max-connections-per-ip '0' (a number from 1, or unlimited)", 1 },
+	{ "bad-backend-source.conf", 7, "invalid backend-source '10.0.0.1-10.0.0.5': not an IPv4 loopback address (127.x.y.z)" BSRC_HINT, 1 },
+	{ "bad-backend-source-down.conf", 7, "invalid backend-source '127.0.0.9-127.0.0.2': a range must go upwards" BSRC_HINT, 1 },
+	{ "bad-backend-source-many.conf", 7, "invalid backend-source '127.0.0.0-127.0.1.255': more than 256 addresses" BSRC_HINT, 1 },
+	{ "bad-backend-source-twice.conf", 7, "invalid backend-source '127.0.0.2-127.0.0.4, 127.0.0.3': an address given twice" BSRC_HINT, 1 },
+	{ "bad-backend-source-v6.conf", 7, "backend-source needs an IPv4 loopback backend (127.x.y.z:PORT), not [::1]:5060", 1 },
 };
 
 static void test_bad_one(const struct bad *b)
@@ -694,6 +730,7 @@ int main(void)
 	test_good_full();
 	test_good_minimal();
 	test_good_limits();
+	test_good_farm();
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		test_bad_one(&bad[i]);
 	test_missing_file();
