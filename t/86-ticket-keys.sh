@@ -51,6 +51,9 @@ pb=$(free_port)
 pc=$(free_port)
 pd=$(free_port)
 
+# NAME is not the listener's name: the hosts of a farm share their
+# configuration, and a ticket opens only on a listener of the same name and
+# client-auth (the keys are bound to it), so every host calls it "farm".
 conf() { # NAME PORT WORKERS [KEYFILE]
 	cat <<EOF
 [global]
@@ -59,8 +62,9 @@ log-level = debug
 status-socket = off
 workers = $3
 ${4:+ticket-key-file = $4}
+max-connections = 1000
 
-[listen $1]
+[listen farm]
 bind = 127.0.0.1:$2
 backend = 127.0.0.1:$BACKEND_PORT_ans
 cert = $C/server.crt
