@@ -163,6 +163,8 @@ size_t verify_cert_identities(gnutls_x509_crt_t crt, char ids[][VERIFY_ID_MAX], 
 			break;
 		}
 		buf[size] = '\0';
+		if (ret == GNUTLS_SAN_DNSNAME || ret == GNUTLS_SAN_URI)
+			saw_name_san = 1; /* usable or not: no CN fallback */
 		if (strlen(buf) != size)
 			continue; /* embedded NUL */
 		if (ret == GNUTLS_SAN_DNSNAME) {
