@@ -37,6 +37,7 @@ if [ ! -f config.status ] || [ configure -nt config.status ]; then
 		{ tail -n 30 configure.log; echo "sanitizers: configure failed"; exit 1; }
 fi
 make -s -j"$jobs" >build.log 2>&1 || { tail -n 40 build.log; echo "sanitizers: build failed"; exit 1; }
+rm -f t/43-fuzz.log # its fuzzing lines are printed below: none from an older run
 make -s -j"$jobs" check "$@" >test-output.log 2>&1
 rc=$?
 grep -E '^(PASS|FAIL|XFAIL|XPASS|SKIP|ERROR):' test-output.log | grep -v '^PASS' || true
