@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 PKGS="build-essential autoconf automake libtool pkg-config libgnutls28-dev libev-dev libsystemd-dev libssl-dev gnutls-bin"
 if [ "${1:-}" = --full ]; then
-	PKGS="$PKGS sip-tester kamailio kamailio-tls-modules stunnel4 sipsak baresip-core socat openssl perl bsdutils prometheus clang-14 libclang-rt-14-dev man-db groff-base systemd procps iproute2 faketime valgrind debhelper devscripts lintian dpkg-dev"
+	PKGS="$PKGS sip-tester kamailio kamailio-tls-modules stunnel4 sipsak baresip-core socat openssl perl bsdutils prometheus clang-14 libclang-rt-14-dev man-db groff-base systemd procps iproute2 faketime valgrind testssl.sh debhelper devscripts lintian dpkg-dev"
 fi
 missing=""
 for p in $PKGS; do

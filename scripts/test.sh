@@ -1,7 +1,11 @@
 #!/bin/sh
 # The test command: install what is missing, build, run the whole TAP suite
-# (make check). Prints the test log of anything that failed, and ends with
-# "N passed, M failed". Re-runs itself through sudo when not root.
+# (make check), then the whole suite again on a build with ASan and UBSan
+# (scripts/test-sanitizers.sh, in build-asan/, which also runs every
+# libFuzzer target for FUZZ_SECONDS, default 20). Prints the test log of
+# anything that failed, and ends with "N passed, M failed" (the plain
+# build) and "sanitizers: N passed, M failed". Re-runs itself through sudo
+# when not root. SANITIZERS=no skips the second run.
 set -u
 if [ "$(id -u)" != 0 ]; then
 	exec sudo sh "$0" "$@"
@@ -9,17 +13,6 @@ fi
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh --full || { echo "dependency install failed"; exit 1; }
 sh scripts/build.sh || { echo "build failed"; exit 1; }
-# The libFuzzer targets of the framer and of the topology translation
-# (clang only): t/43-fuzz.sh runs them for a bounded time (FUZZ_SECONDS)
-# when they are there.
-if command -v clang-14 >/dev/null 2>&1; then
-	clang-14 -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isidecar \
-		-o t/fuzz-sipframe t/fuzz-sipframe.c sidecar/sipframe.c ||
-		{ echo "fuzzer build failed"; exit 1; }
-	clang-14 -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isidecar \
-		-o t/fuzz-siptopo t/fuzz-siptopo.c sidecar/siptopo.c sidecar/sipframe.c -lnettle ||
-		{ echo "fuzzer build failed"; exit 1; }
-fi
 make -s -j"$(nproc 2>/dev/null || echo 2)" check "$@" > test-output.log 2>&1
 rc=$?
 grep -E '^(PASS|FAIL|XFAIL|XPASS|SKIP|ERROR):' test-output.log | grep -v '^PASS' || true
@@ -33,4 +26,9 @@ pass=$(grep -c '^PASS:' test-output.log)
 fail=$(grep -c -E '^(FAIL|ERROR|XPASS):' test-output.log)
 skip=$(grep -c '^SKIP:' test-output.log)
 echo "$pass passed, $fail failed, $skip skipped"
-[ $rc -eq 0 ] && [ "$fail" -eq 0 ]
+ok=0
+[ $rc -eq 0 ] && [ "$fail" -eq 0 ] || ok=1
+if [ "${SANITIZERS:-yes}" != no ]; then
+	FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh scripts/test-sanitizers.sh "$@" || ok=1
+fi
+exit $ok

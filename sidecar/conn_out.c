@@ -62,6 +62,12 @@ static void out_start_tls(struct conn *c)
 {
 	struct sidecar *sc = c->sc;
 	const struct cgen *cg = &c->gen->connect[c->idx];
+	if (c->tls) {
+		/* the session made for the address that failed: a fresh one for
+		 * this address */
+		gnutls_deinit(c->tls);
+		c->tls = NULL;
+	}
 	int r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
 	if (r >= 0)
 		r = gnutls_priority_set(c->tls, cg->prio);

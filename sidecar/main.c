@@ -296,6 +296,20 @@ int main(int argc, char **argv)
 	if (test)
 		return check_config(conf);
 
+	/* SIGHUP/SIGTERM/SIGINT wait (pending) until their watchers are up:
+	 * the listeners accept before that, so a stop or a reload asked for
+	 * as soon as a port answers must not meet the default action (death
+	 * by the signal, exit status 143). */
+	sigset_t startup_sigs;
+	sigemptyset(&startup_sigs);
+	sigaddset(&startup_sigs, SIGHUP);
+	sigaddset(&startup_sigs, SIGTERM);
+	sigaddset(&startup_sigs, SIGINT);
+	if ((r = pthread_sigmask(SIG_BLOCK, &startup_sigs, NULL)) != 0) {
+		log_err("cannot block signals during start-up: %s", strerror(r));
+		return 1;
+	}
+
 	struct sidecar sc;
 	memset(&sc, 0, sizeof sc);
 	sc.conf_path = conf;
@@ -338,6 +352,10 @@ int main(int argc, char **argv)
 	ev_signal_start(sc.loop, &sc.sighup);
 	ev_signal_start(sc.loop, &sc.sigterm);
 	ev_signal_start(sc.loop, &sc.sigint);
+	if ((r = pthread_sigmask(SIG_UNBLOCK, &startup_sigs, NULL)) != 0) {
+		log_err("cannot unblock signals: %s", strerror(r));
+		return sidecar_exit(&sc, 1);
+	}
 	uint64_t wd = sdn_watchdog_usec();
 	if (wd) {
 		ev_timer_init(&sc.watchdog, on_watchdog, 0., wd / 2e6);

@@ -484,19 +484,16 @@ bye() {
 diag "sites: A Kamailio ${K[a]} clients ${L[a]} peers ${P[a]} connect ${C[a]} flow ${F[a]};" \
 	"       B Kamailio ${K[b]} clients ${L[b]} peers ${P[b]} connect ${C[b]} flow ${F[b]}; first [listen]: $FIRST"
 
-# the mark before the UAs start (ua_start marks each UA's trace at 0): a UA
-# may register before the other has started
+# marks from before the UAs start: a UA may register before the other one
+# is up (on a loaded machine it did, and the step then waited for a
+# REGISTER that had come and gone before the mark)
 for s in "${SITES[@]}"; do
 	SLOG_MARK[$s]=$(stat -c %s "$T_TMP/sidecar-$s.log")
 done
 ua_start alice 5060
 ua_start bob 5070
-mark_all
-# a UA registers as soon as it starts: on a busy machine alice's REGISTER
-# can be answered before bob is up, so the registration steps read each
-# UA's whole trace
 for u in "${UAS[@]}"; do
-	UA_MARK[$u]=0
+	UA_MARK[$u]=0 # ua.out is new
 done
 for u in "${UAS[@]}"; do
 	step "$u registers at site ${SITE_OF[$u]} (${DOM[${SITE_OF[$u]}]}) through its sidecar" "$T_EV" \

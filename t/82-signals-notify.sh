@@ -72,6 +72,18 @@ EOF
 chmod +x "$T_TMP/wdwrap"
 WRAP_SAVE=${SIDECAR_WRAPPER:-}
 
+# prompt MS: the stop took under 2 s although shutdown-timeout is 5 s (a
+# build with sanitizers spends seconds in its exit-time leak check on a
+# loaded machine: skipped there)
+prompt() {
+	if [ -n "${T_SANITIZER:-}" ]; then
+		skip 1 "stop time ($1 ms) not meaningful in a build with sanitizers"
+		return
+	fi
+	[ "$1" -lt 2000 ]
+	ok $? "... promptly although shutdown-timeout = 5s ($1 ms)"
+}
+
 # ------------------------------------------------------------------ run 1
 write_conf 1s
 start_notify n1
@@ -185,8 +197,7 @@ t0=$(now_ms)
 stop_sidecar 10
 t1=$(now_ms)
 is 0 "$SIDECAR_STATUS" "SIGTERM with no connection: exit 0"
-[ $((t1 - t0)) -lt 2000 ]
-ok $? "... promptly although shutdown-timeout = 5s ($((t1 - t0)) ms)"
+prompt $((t1 - t0))
 like '^STOPPING=1' "$(events "$T_TMP/n2.txt" | tail -n 1)" "... STOPPING=1"
 kill "$NPID"
 
@@ -225,7 +236,6 @@ wait_pid_exit "$pid" 10
 t1=$(now_ms)
 stop_sidecar 1 >/dev/null 2>&1
 is 0 "$SIDECAR_STATUS" "SIGINT with no connection: exit 0"
-[ $((t1 - t0)) -lt 2000 ]
-ok $? "... promptly although shutdown-timeout = 5s ($((t1 - t0)) ms)"
+prompt $((t1 - t0))
 
 done_testing

@@ -71,6 +71,13 @@ if ! T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/sip-sidecar-test.XXXXXX"); then
 	exit 1
 fi
 T_OUT=$T_TMP/cmd.out
+# A build made with ./configure --enable-sanitizers (T_SANITIZER=1 from
+# make check): every process of this script writes its ASan/UBSan reports
+# to $T_TMP/sanitizer.PID; t_cleanup fails the script if there is one.
+if [ -n "${T_SANITIZER:-}" ]; then
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T_TMP/sanitizer"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T_TMP/sanitizer"
+fi
 
 # ------------------------------------------------------------------ TAP
 
@@ -334,6 +341,11 @@ t_cleanup() {
 	fi
 	[ "$T_FAILED" -gt 0 ] && failed=1
 	[ "$rc" != 0 ] && failed=1
+	if [ -n "${T_SANITIZER:-}" ] && compgen -G "$T_TMP/sanitizer.*" >/dev/null; then
+		diag "sanitizer report(s):"
+		cat "$T_TMP"/sanitizer.* | sed 's/^/# /' | head -n 200
+		failed=1
+	fi
 	if [ "$failed" = 1 ]; then
 		t_dump_logs
 		diag "kept $T_TMP"
