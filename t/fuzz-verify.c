@@ -103,7 +103,8 @@ static int known_reason(const char *r)
 {
 	static const char *const words[] = { "expired", "not yet valid", "unknown ca", "revoked",
 					     "bad key usage", "name mismatch", "not allowed",
-					     "no certificate" };
+					     "no certificate", "stale crl", "chain too long", "weak key",
+					     "weak signature", "malformed name" };
 	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (strcmp(r, words[i]) == 0)
 			return 1;
