@@ -194,8 +194,8 @@ static int refusal_alert(const char *reason)
 void count_refusal(struct conn *c, const char *reason)
 {
 	size_t i = metrics_refused(c->sc, reason);
-	tally_add(c->tsec, &c->tsec->refused[i], 1);
-	tally_add(c->tpeer, &c->tpeer->refused[i], 1);
+	tally_add(c->tsec, refused[i], 1);
+	tally_add(c->tpeer, refused[i], 1);
 }
 
 void count_answer(struct conn *c, int code)
@@ -204,7 +204,7 @@ void count_answer(struct conn *c, int code)
 	if (i < 0)
 		return;
 	st_add(&c->sc->st.answers[i], 1);
-	tally_add(c->tsec, &c->tsec->answers[i], 1);
+	tally_add(c->tsec, answers[i], 1);
 }
 
 /* Logs a refusal with the reason word of INTERFACE.md, tells the peer by an
@@ -404,10 +404,10 @@ static void handshake_done(struct conn *c)
 	if (c->role == ROLE_IN && c->gen->listen[c->idx].conf->client_auth == CLIENT_AUTH_NONE)
 		c->anonymous = 1;
 	st_add(&sc->st.handshakes, 1);
-	tally_add(c->tsec, &c->tsec->handshakes, 1);
+	tally_add(c->tsec, handshakes, 1);
 	if (c->resumed) {
 		st_add(&sc->st.resumed, 1);
-		tally_add(c->tsec, &c->tsec->resumed, 1);
+		tally_add(c->tsec, resumed, 1);
 	}
 	const char *hname = c->role == ROLE_IN ? cfg_of(c)->listen[c->idx].identity_header
 					       : cfg_of(c)->connect[c->idx].identity_header;
@@ -1326,7 +1326,7 @@ struct conn *conn_new(struct sidecar *sc, struct lsock *ls, enum conn_role role)
 	__atomic_add_fetch(sc->total_conns, 1, __ATOMIC_RELAXED);
 	c->tsec = tally_section(sc->tallies, role == ROLE_IN ? TALLY_LISTEN : TALLY_CONNECT, section_name(c));
 	tally_open(c->tsec, 0);
-	tally_add(c->tsec, &c->tsec->accepted, 1);
+	tally_add(c->tsec, accepted, 1);
 	int framing = role == ROLE_IN ? c->gen->cfg->listen[c->idx].sip_framing
 				      : c->gen->cfg->connect[c->idx].sip_framing;
 	if (framing) {
@@ -1354,7 +1354,7 @@ static void accept_refused(struct sidecar *sc, struct lsock *ls, const struct ad
 	double now = ev_now(sc->loop);
 	struct tally *t = tally_section(sc->tallies, ls->kind == LSOCK_LISTEN ? TALLY_LISTEN : TALLY_CONNECT, ls->name);
 	size_t ri = metrics_refused(sc, reason);
-	tally_add(t, &t->refused[ri], 1);
+	tally_add(t, refused[ri], 1);
 	if (now - sc->last_refuse_log >= 1.0) {
 		log_warn("%s=%s peer=%s refused: %s (%lu open%s)", ls->kind == LSOCK_LISTEN ? "listen" : "connect",
 			 ls->name, peer->text, reason, open, sc->refuse_suppressed ? ", more refusals not logged" : "");

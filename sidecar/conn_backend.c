@@ -22,7 +22,7 @@ void backend_failed(struct conn *c, const char *why)
 {
 	const struct listen_conf *lc = &cfg_of(c)->listen[c->idx];
 	log_err("listen=%s peer=%s backend %s unavailable: %s", lc->name, c->peer.text, lc->backend.text, why);
-	tally_add(c->tsec, &c->tsec->backend_failures, 1);
+	tally_add(c->tsec, backend_failures, 1);
 	ev_io_stop(c->sc->loop, &c->pio);
 	if (c->pfd >= 0)
 		close(c->pfd);

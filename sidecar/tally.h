@@ -56,11 +56,14 @@ struct tally *tally_peer(struct tallies *t, const char *identity, size_t max);
 size_t tally_sections(struct tallies *t, struct tally ***v);
 size_t tally_peers(struct tallies *t, struct tally ***v);
 
-static inline void tally_add(struct tally *e, uint64_t *f, uint64_t n)
-{
-	if (e)
-		__atomic_fetch_add(f, n, __ATOMIC_RELAXED);
-}
+/* Adds n to counter FIELD of entry e, when there is an entry (a NULL e:
+ * no table room, or no peer: nothing, and no address formed from it). */
+#define tally_add(e, field, n)                                                   \
+	do {                                                                     \
+		struct tally *tally_e_ = (e);                                    \
+		if (tally_e_)                                                    \
+			__atomic_fetch_add(&tally_e_->field, (n), __ATOMIC_RELAXED); \
+	} while (0)
 static inline uint64_t tally_get(const uint64_t *f)
 {
 	return __atomic_load_n(f, __ATOMIC_RELAXED);
