@@ -29,6 +29,6 @@ echo "$pass passed, $fail failed, $skip skipped"
 ok=0
 [ $rc -eq 0 ] && [ "$fail" -eq 0 ] || ok=1
 if [ "${SANITIZERS:-yes}" != no ]; then
-	FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh scripts/test-sanitizers.sh "$@" || ok=1
+	FUZZ_SECONDS=${FUZZ_SECONDS:-10} sh scripts/test-sanitizers.sh "$@" || ok=1
 fi
 exit $ok
