@@ -2,7 +2,7 @@
 # The test command: install what is missing, build, run the whole TAP suite
 # (make check), then the whole suite again on a build with ASan and UBSan
 # (scripts/test-sanitizers.sh, in build-asan/, which also runs every
-# libFuzzer target for FUZZ_SECONDS, default 20). Prints the test log of
+# libFuzzer target for FUZZ_SECONDS, default 10). Prints the test log of
 # anything that failed, and ends with "N passed, M failed" (the plain
 # build) and "sanitizers: N passed, M failed". Re-runs itself through sudo
 # when not root. SANITIZERS=no skips the second run.
