@@ -32,7 +32,7 @@ rss_kb() {
 # rss_bounded GROWTH-KB DESC: growth under 16 MiB; skipped under
 # AddressSanitizer, whose quarantine and shadow memory make VmRSS meaningless
 rss_bounded() {
-	if ldd "$SIDECAR" 2>/dev/null | grep -q libasan; then
+	if [ -n "${T_SANITIZER:-}" ] || ldd "$SIDECAR" 2>/dev/null | grep -q libasan; then
 		skip 1 "VmRSS under AddressSanitizer says nothing about the daemon's own bound"
 		return
 	fi
